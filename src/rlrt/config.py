@@ -1,0 +1,177 @@
+"""``RLRTConfig``: TRL's ``GRPOConfig`` plus the RLRT shaping and teacher options, validated in one place."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from trl import GRPOConfig
+
+from .algorithms.shaping import VARIANTS, get_variant
+
+DEFAULT_TEACHER_TEMPLATE = (
+    "{prompt}\nCorrect solution:\n\n{solution}\n\nCorrectly solve the original question.\n"
+)
+TEACHER_CONTEXTS = ("sibling", "reference", "answer")
+TEACHER_WEIGHTS = ("live", "frozen", "ema")
+STUDENT_LOGPS = ("rollout", "current")
+SIBLING_SELECTIONS = ("random", "first", "shortest")
+RLSD_LAMBDA_DECAY_STEPS = 50
+
+
+@dataclass
+class RLRTConfig(GRPOConfig):
+    r"""
+    Configuration for [`RLRTTrainer`]: every [`~trl.GRPOConfig`] field, plus the options below.
+
+    Defaults follow the paper's setting: `loss_type="dapo"`, `epsilon=0.2`, `epsilon_high=0.28` (clip-higher),
+    `beta=0.0` (no KL), `num_generations=8`.
+
+    > Token shaping
+
+    shaping (`str`, defaults to `"rlrt"`):
+        Variant: `"grpo"` (baseline), `"rlrt"` (self-driven tokens of correct rollouts up), `"rlrt_all"` (no
+        reward gate), `"teacher_up"` (teacher-predicted tokens of correct rollouts up), `"rlsd"` (RLSD).
+    shaping_lambda (`float`, defaults to `0.5`):
+        Mixing weight `lam`: `A_t = A * ((1 - lam) + lam * clip(w, 1 - eps_w, 1 + eps_w))`.
+    shaping_eps_w (`float`, defaults to `1.0`):
+        Clip half-width of `w`. The paper uses 1.0 for base models, 0.5 instruction-tuned, 0.2 thinking.
+    shaping_lambda_decay_steps (`int` or `None`, defaults to `None`):
+        Decay `lam` linearly to 0 over this many optimizer steps; 0 disables. `None` picks the variant's
+        default: 50 for `"rlsd"` (its published code), 0 otherwise.
+    log_ratio_clamp (`float`, defaults to `20.0`):
+        `|D|` is clamped to this before `exp`.
+    student_logps (`str`, defaults to `"rollout"`):
+        Where `log P_S` comes from: `"rollout"` uses the rollout-time log-probs GRPO already has (the
+        old-policy forward, or vLLM's sampling log-probs) and, when on-policy training skipped them, the
+        detached loss-time forward (identical values); `"current"` always uses the detached loss-time forward.
+    correctness_reward (`str` or `None`, defaults to `None`):
+        Name of the reward function whose value decides "correct" (the gate and sibling choice); `None` is
+        the first reward function.
+    correctness_threshold (`float`, defaults to `1.0`):
+        A rollout is correct when that reward is `>=` this.
+
+    > Teacher
+
+    teacher_context (`str` or `None`, defaults to `None`):
+        Privileged context: `"sibling"` (another correct rollout of the same prompt), `"reference"` (the
+        dataset's `solution` column), `"answer"` (the gold `answer` column only). `None` picks the variant's
+        default (`"reference"` for `"rlsd"`, `"sibling"` otherwise).
+    teacher_context_fallback (`str` or `None`, defaults to `None`):
+        With `"sibling"`, what a lone correct rollout uses: `None` (no teacher; plain GRPO for that row, the
+        method's default), `"reference"` or `"answer"`.
+    sibling_selection (`str`, defaults to `"random"`):
+        Which correct sibling when there are several: `"random"` (seeded), `"first"`, `"shortest"`.
+    teacher_prompt_template (`str`):
+        User turn of the teacher prompt; `{prompt}` and `{solution}` are substituted literally (never with
+        `str.format`, so LaTeX braces are safe). Defaults to SDPO's form.
+    teacher_weights (`str`, defaults to `"live"`):
+        `"live"` (current policy), `"frozen"` (the initial model; LoRA adapters disabled), `"ema"`.
+    teacher_ema_rate (`float`, defaults to `0.05`):
+        `theta_T <- (1 - tau) * theta_T + tau * theta` after every optimizer step, when `teacher_weights="ema"`.
+    max_teacher_prompt_length (`int`, defaults to `1536`):
+        Bound, in tokens, on the teacher prompt; the context text is truncated to fit.
+    teacher_batch_size (`int` or `None`, defaults to `None`):
+        Rows per teacher forward chunk (bounds memory); `None` uses `per_device_train_batch_size`.
+    """
+
+    epsilon_high: float | None = field(
+        default=0.28, metadata={"help": "Upper clip epsilon (DAPO clip-higher); the paper's setting is 0.28."}
+    )
+    shaping: str = field(default="rlrt", metadata={"help": f"Token shaping variant, one of {sorted(VARIANTS)}."})
+    shaping_lambda: float = field(default=0.5, metadata={"help": "Mixing weight lam in [0, 1]."})
+    shaping_eps_w: float = field(default=1.0, metadata={"help": "Clip half-width eps_w of the token weight (> 0)."})
+    shaping_lambda_decay_steps: int | None = field(
+        default=None,
+        metadata={"help": "Linear decay of lam to 0 over N optimizer steps; 0 = none; None = variant default."},
+    )
+    log_ratio_clamp: float = field(default=20.0, metadata={"help": "Bound on |log P_S - log P_T| before exp."})
+    student_logps: str = field(default="rollout", metadata={"help": f"Source of log P_S, one of {STUDENT_LOGPS}."})
+    correctness_reward: str | None = field(
+        default=None, metadata={"help": "Reward function name deciding correctness; None = the first."}
+    )
+    correctness_threshold: float = field(default=1.0, metadata={"help": "Correct when that reward >= this."})
+    teacher_context: str | None = field(
+        default=None, metadata={"help": f"Teacher context, one of {TEACHER_CONTEXTS}; None = variant default."}
+    )
+    teacher_context_fallback: str | None = field(
+        default=None, metadata={"help": "For a lone correct rollout: None, 'reference' or 'answer'."}
+    )
+    sibling_selection: str = field(default="random", metadata={"help": f"One of {SIBLING_SELECTIONS}."})
+    teacher_prompt_template: str = field(
+        default=DEFAULT_TEACHER_TEMPLATE, metadata={"help": "Teacher user turn with {prompt} and {solution}."}
+    )
+    teacher_weights: str = field(default="live", metadata={"help": f"Teacher weights, one of {TEACHER_WEIGHTS}."})
+    teacher_ema_rate: float = field(default=0.05, metadata={"help": "EMA rate tau in (0, 1]."})
+    max_teacher_prompt_length: int = field(default=1536, metadata={"help": "Teacher prompt bound in tokens."})
+    teacher_batch_size: int | None = field(default=None, metadata={"help": "Rows per teacher forward chunk."})
+
+    def __post_init__(self):
+        if not _accelerator_available() and not self.use_cpu:
+            # TRL defaults to bf16 mixed precision, which transformers refuses on a machine without an accelerator
+            # unless use_cpu is set: train on the CPU, in bf16 autocast only where the CPU has bf16 instructions.
+            self.use_cpu = True
+            if self.bf16 is None:
+                self.bf16 = cpu_supports_bf16()
+        super().__post_init__()
+        variant = get_variant(self.shaping)
+        if self.teacher_context is None:
+            self.teacher_context = variant.default_context or "sibling"
+        if self.shaping_lambda_decay_steps is None:
+            self.shaping_lambda_decay_steps = RLSD_LAMBDA_DECAY_STEPS if self.shaping == "rlsd" else 0
+        _check_choice("teacher_context", self.teacher_context, TEACHER_CONTEXTS)
+        _check_choice("teacher_weights", self.teacher_weights, TEACHER_WEIGHTS)
+        _check_choice("student_logps", self.student_logps, STUDENT_LOGPS)
+        _check_choice("sibling_selection", self.sibling_selection, SIBLING_SELECTIONS)
+        if self.teacher_context_fallback is not None:
+            _check_choice("teacher_context_fallback", self.teacher_context_fallback, ("reference", "answer"))
+            if self.teacher_context != "sibling":
+                raise ValueError(
+                    "teacher_context_fallback only applies to teacher_context='sibling'; "
+                    f"got teacher_context={self.teacher_context!r}. Remove teacher_context_fallback."
+                )
+        if not 0.0 <= self.shaping_lambda <= 1.0:
+            raise ValueError(f"shaping_lambda must lie in [0, 1]; got {self.shaping_lambda}. The paper uses 0.5.")
+        if not self.shaping_eps_w > 0.0:
+            raise ValueError(f"shaping_eps_w must be > 0; got {self.shaping_eps_w}. Use 1.0 (base), 0.5 or 0.2.")
+        if self.shaping_lambda_decay_steps < 0:
+            raise ValueError(f"shaping_lambda_decay_steps must be >= 0; got {self.shaping_lambda_decay_steps}.")
+        if not self.log_ratio_clamp > 0.0:
+            raise ValueError(f"log_ratio_clamp must be > 0; got {self.log_ratio_clamp}.")
+        if not 0.0 < self.teacher_ema_rate <= 1.0:
+            raise ValueError(f"teacher_ema_rate must lie in (0, 1]; got {self.teacher_ema_rate}. SDPO uses 0.05.")
+        if self.max_teacher_prompt_length < 16:
+            raise ValueError(f"max_teacher_prompt_length must be >= 16 tokens; got {self.max_teacher_prompt_length}.")
+        if self.teacher_batch_size is not None and self.teacher_batch_size < 1:
+            raise ValueError(f"teacher_batch_size must be >= 1 or None; got {self.teacher_batch_size}.")
+        for placeholder in ("{prompt}", "{solution}"):
+            if placeholder not in self.teacher_prompt_template:
+                raise ValueError(
+                    f"teacher_prompt_template must contain {placeholder}; got {self.teacher_prompt_template!r}."
+                )
+
+    @property
+    def variant(self):
+        """The selected [`~rlrt.algorithms.ShapingVariant`]."""
+        return get_variant(self.shaping)
+
+
+def _accelerator_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {list(choices)}.")

@@ -1,0 +1,266 @@
+"""``RLRTTrainer``: TRL's ``GRPOTrainer`` with teacher-shaped token advantages.
+
+The trainer only orchestrates; the math is in ``rlrt.algorithms`` and the teacher in ``rlrt.teacher``.
+Three TRL seams are used (pinned to ``trl==1.16.0`` and covered by ``tests/test_trl_seam.py``):
+
+* ``_calculate_rewards`` -- to keep the gathered per-function rewards and the local completions;
+* ``_generate_and_score_completions`` -- after GRPO's own work, choose teacher contexts and score the rows
+  that need it (``teacher_logps``, ``has_teacher``, ``correct`` travel in the batch dict, so TRL's buffering
+  and shuffling split them with the rest);
+* ``_compute_loss`` -- replace ``advantages (B,)`` by shaped ``(B, T)`` token advantages, which TRL's
+  surrogate already accepts. When no rollout-time student log-probs exist (on-policy, no vLLM), the
+  loss-time forward's detached log-probs are used: RLRT then costs no extra student forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from accelerate.utils import gather_object
+from transformers import TrainerCallback
+from trl import GRPOTrainer
+
+from .algorithms.shaping import lambda_at_step, rows_needing_teacher, shape_advantages, shaping_metrics
+from .config import RLRTConfig
+from .teacher import (
+    TeacherWeights,
+    choose_contexts,
+    completion_text,
+    score_teacher,
+    tokenize_teacher_prompts,
+)
+
+TEACHER_FIELDS = ("teacher_logps", "has_teacher", "correct")
+
+
+class RLRTTrainer(GRPOTrainer):
+    """GRPO with RLRT token shaping; the constructor is ``GRPOTrainer``'s, ``args`` an [`RLRTConfig`].
+
+    Example::
+
+        trainer = RLRTTrainer(model="path/to/model", reward_funcs=[accuracy_reward],
+                              args=RLRTConfig(output_dir="out", shaping="rlrt"), train_dataset=dataset)
+        trainer.train()
+    """
+
+    _tag_names = ["trl", "grpo", "rlrt"]
+    _name = "RLRT"
+
+    def __init__(self, model, reward_funcs, args: RLRTConfig | None = None, train_dataset=None, **kwargs):
+        if args is None:
+            args = RLRTConfig(output_dir="rlrt-output")
+        if not isinstance(args, RLRTConfig):
+            raise TypeError(
+                f"RLRTTrainer needs args=RLRTConfig(...), got {type(args).__name__}. RLRTConfig accepts every "
+                "GRPOConfig field: replace GRPOConfig with RLRTConfig."
+            )
+        _check_dataset_columns(args, train_dataset)
+        super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, **kwargs)
+        self.variant = args.variant
+        self._correctness_index = self._resolve_correctness_index(args.correctness_reward)
+        self._rollout_cache: tuple | None = None
+        self.teacher_weights: TeacherWeights | None = None
+        if self.variant.direction != 0:
+            self.teacher_weights = TeacherWeights(
+                self.accelerator.unwrap_model(self.model), args.teacher_weights, args.teacher_ema_rate
+            )
+            if args.teacher_weights == "ema":
+                self.add_callback(_TeacherEMACallback(self))
+
+    # ------------------------------------------------------------------------------------------ setup
+
+    def _resolve_correctness_index(self, name: str | None) -> int:
+        if name is None:
+            return 0
+        if name not in self.reward_func_names:
+            raise ValueError(
+                f"correctness_reward={name!r} is not one of the reward functions {self.reward_func_names}; "
+                "set it to one of those names (or None for the first)."
+            )
+        return self.reward_func_names.index(name)
+
+    @property
+    def current_lambda(self) -> float:
+        """``lam`` at the current optimizer step (after the optional linear decay)."""
+        return lambda_at_step(self.args.shaping_lambda, self.state.global_step, self.args.shaping_lambda_decay_steps)
+
+    # --------------------------------------------------------------------------------- TRL seam: rollout
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._rollout_cache = (prompts, completions, rewards_per_func)
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super()._generate_and_score_completions(inputs)
+        if self.variant.direction != 0 and self.model.training:
+            output.update(self._teacher_fields(inputs, output))
+        self._rollout_cache = None
+        return output
+
+    def _teacher_fields(self, inputs: list[dict[str, Any]], output: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Contexts, the reward gate and ``log P_T`` for this process's rows (see the module docstring)."""
+        args = self.args
+        device = self.accelerator.device
+        prompts, completions, rewards_per_func = self._rollout_cache
+        local = len(prompts)
+        offset = self.accelerator.process_index * local
+        gate_rewards = rewards_per_func[:, self._correctness_index]
+        correct_all = (torch.nan_to_num(gate_rewards, nan=-math.inf) >= args.correctness_threshold).cpu()
+        texts_all = gather_object([completion_text(c) for c in completions])
+        rows = list(range(offset, offset + local))
+        contexts = choose_contexts(
+            rows,
+            self.num_generations,
+            correct_all.tolist(),
+            texts_all,
+            source=args.teacher_context,
+            references=[x.get("solution") for x in inputs],
+            answers=[x.get("answer") for x in inputs],
+            fallback=args.teacher_context_fallback,
+            selection=args.sibling_selection,
+            seed=args.seed,
+            step=self.state.global_step,
+        )
+        correct = correct_all[offset : offset + local].to(device)
+        has_context = torch.tensor([c is not None for c in contexts], device=device)
+        need = rows_needing_teacher(output["advantages"], correct, has_context, args.shaping)
+
+        started = time.perf_counter()
+        selected = need.nonzero(as_tuple=True)[0].tolist()
+        teacher_prompt_ids = tokenize_teacher_prompts(
+            self.processing_class,
+            [prompts[i] for i in selected],
+            [contexts[i] for i in selected],
+            args.teacher_prompt_template,
+            args.max_teacher_prompt_length,
+            self.chat_template_kwargs,
+        )
+        with self.teacher_weights.apply(self.accelerator.unwrap_model(self.model)):
+            teacher_logps = score_teacher(
+                self._teacher_logps_fn,
+                teacher_prompt_ids,
+                output["completion_ids"],
+                output["completion_mask"],
+                need,
+                self._tokenizer.pad_token_id,
+                args.teacher_batch_size or args.per_device_train_batch_size,
+            )
+        seconds = time.perf_counter() - started
+
+        counts = torch.tensor(
+            [float(has_context.sum()), float(need.sum()), float(local), seconds], dtype=torch.float32, device=device
+        )
+        totals = self.accelerator.reduce(counts, reduction="sum")
+        metrics = self._metrics["train"]
+        metrics["rlrt/context_frac"].append((totals[0] / totals[2]).item())
+        metrics["rlrt/teacher_rows_frac"].append((totals[1] / totals[2]).item())
+        metrics["rlrt/teacher_seconds"].append((totals[3] / self.accelerator.num_processes).item())
+        return {"teacher_logps": teacher_logps, "has_teacher": need, "correct": correct}
+
+    def _teacher_logps_fn(self, input_ids, attention_mask, logits_to_keep, batch_size):
+        logps, _, _ = self._get_per_token_logps_and_entropies(
+            self.model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size
+        )
+        return logps
+
+    # ------------------------------------------------------------------------------------ TRL seam: loss
+
+    def _compute_loss(self, model, inputs):
+        if "teacher_logps" not in inputs:
+            return super()._compute_loss(model, inputs)
+        inputs = dict(inputs)
+        student = None
+        if self.args.student_logps == "rollout":
+            student = inputs.get("old_per_token_logps")
+            if student is None:
+                student = inputs.get("sampling_per_token_logps")
+        if student is not None:
+            inputs["advantages"] = self._shaped_advantages(inputs, student)
+            return super()._compute_loss(model, inputs)
+
+        # On-policy without rollout-time log-probs: shape with the loss-time forward (detached), no extra pass.
+        # TRL's _compute_loss runs that forward before it reads inputs["advantages"] (checked by the seam test).
+        loss_forward = self._get_per_token_logps_and_entropies
+
+        def forward_then_shape(*args, **kwargs):
+            logps, entropies, aux_loss = loss_forward(*args, **kwargs)
+            inputs["advantages"] = self._shaped_advantages(inputs, logps.detach())
+            return logps, entropies, aux_loss
+
+        self._get_per_token_logps_and_entropies = forward_then_shape
+        try:
+            return super()._compute_loss(model, inputs)
+        finally:
+            del self._get_per_token_logps_and_entropies
+
+    def _shaped_advantages(self, inputs: dict[str, Any], student_logps: torch.Tensor) -> torch.Tensor:
+        mask = inputs["completion_mask"]
+        if "tool_mask" in inputs:
+            mask = mask * inputs["tool_mask"]
+        lam = self.current_lambda
+        common = dict(
+            advantages=inputs["advantages"],
+            student_logps=student_logps,
+            teacher_logps=inputs["teacher_logps"],
+            correct=inputs["correct"],
+            has_teacher=inputs["has_teacher"],
+            mask=mask,
+            mode=self.args.shaping,
+            lam=lam,
+            eps_w=self.args.shaping_eps_w,
+            clamp=self.args.log_ratio_clamp,
+        )
+        if self.model.training:
+            self._log_shaping_metrics(shaping_metrics(**common), lam)
+        return shape_advantages(**common)
+
+    def _log_shaping_metrics(self, stats: dict[str, tuple[float, float]], lam: float) -> None:
+        """Reduce ``(value, count)`` statistics over processes exactly and append them as ``rlrt/<name>``."""
+        names = sorted(stats)
+        values = torch.tensor([[stats[n][0], stats[n][1]] for n in names], dtype=torch.float64)
+        gathered = self.accelerator.gather(values.to(self.accelerator.device).unsqueeze(0)).view(-1, len(names), 2)
+        metrics = self._metrics["train"]
+        for j, name in enumerate(names):
+            value, count = gathered[:, j, 0], gathered[:, j, 1]
+            valid = count > 0
+            if not valid.any():
+                continue
+            if name.endswith("_min"):
+                metrics[f"rlrt/{name}"].append(value[valid].min().item())
+            elif name.endswith("_max"):
+                metrics[f"rlrt/{name}"].append(value[valid].max().item())
+            else:
+                metrics[f"rlrt/{name}"].append((value[valid].sum() / count[valid].sum()).item())
+        metrics["rlrt/lambda"].append(lam)
+
+
+class _TeacherEMACallback(TrainerCallback):
+    """Moves the EMA teacher toward the policy after every optimizer step."""
+
+    def __init__(self, trainer: RLRTTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        trainer = self.trainer
+        trainer.teacher_weights.update(trainer.accelerator.unwrap_model(trainer.model))
+
+
+def _check_dataset_columns(args: RLRTConfig, dataset) -> None:
+    """Fail before any work when the teacher context needs a dataset column that is missing."""
+    columns = getattr(dataset, "column_names", None)
+    if columns is None or args.variant.direction == 0:
+        return
+    needed = {args.teacher_context, args.teacher_context_fallback} & {"reference", "answer"}
+    column_for = {"reference": "solution", "answer": "answer"}
+    for source in sorted(needed):
+        column = column_for[source]
+        if column not in columns:
+            raise ValueError(
+                f"shaping={args.shaping!r} with teacher context {source!r} needs a {column!r} column in the "
+                f"training dataset, which has {list(columns)}. Add the column (or map yours to it), or choose "
+                "teacher_context='sibling'."
+            )
