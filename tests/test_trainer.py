@@ -1,0 +1,192 @@
+"""End-to-end RLRTTrainer runs on a tiny local model, one per variant and option."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from datasets import Dataset
+
+import rlrt.trainer as trainer_module
+from rlrt import RLRTConfig, RLRTTrainer
+
+SHAPING_METRICS = ("rlrt/gated_frac", "rlrt/teacher_frac", "rlrt/weight_mean", "rlrt/multiplier_mean",
+                   "rlrt/clip_low_frac", "rlrt/clip_high_frac", "rlrt/log_ratio_mean", "rlrt/self_driven_frac",
+                   "rlrt/teacher_seconds", "rlrt/context_frac")
+
+
+def parity_reward(prompts, completions, **kwargs):
+    """A verifier stand-in for a random model: about half the completions count as correct."""
+    return [float(len(c[0]["content"]) % 2 == 0) for c in completions]
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"What is {i} + {i}?"}],
+            "answer": str(2 * i),
+            "solution": f"{i} + {i} = \\boxed{{{2 * i}}}",
+        }
+        for i in range(8)
+    ]
+    return Dataset.from_list(rows)
+
+
+def make_config(tmp_path, **overrides):
+    values = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=10,
+        max_steps=2,
+        learning_rate=5e-3,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        gradient_checkpointing=False,
+        bf16=False,
+        seed=0,
+    )
+    values.update(overrides)
+    return RLRTConfig(**values)
+
+
+def train(tiny_model_dir, tokenizer, dataset, config, **kwargs):
+    trainer = RLRTTrainer(
+        model=str(tiny_model_dir), reward_funcs=[parity_reward], args=config, train_dataset=dataset,
+        processing_class=tokenizer, **kwargs,
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    changed = sum(not torch.equal(before[n], after[n].detach()) for n in before)
+    logged = {k for entry in trainer.state.log_history for k in entry}
+    return trainer, changed, logged
+
+
+@pytest.mark.parametrize("shaping", ["grpo", "rlrt", "rlrt_all", "teacher_up", "rlsd"])
+def test_every_variant_trains(tmp_path, tiny_model_dir, tokenizer, dataset, shaping):
+    trainer, changed, logged = train(tiny_model_dir, tokenizer, dataset, make_config(tmp_path, shaping=shaping))
+    assert changed > 0
+    if shaping == "grpo":
+        assert not any(k.startswith("rlrt/") for k in logged)
+    else:
+        assert set(SHAPING_METRICS) <= logged
+        shaped = [e["rlrt/shaped_frac"] for e in trainer.state.log_history if "rlrt/shaped_frac" in e]
+        assert any(v > 0 for v in shaped), "no row was ever reweighted"
+    if shaping == "rlsd":
+        lambdas = [e["rlrt/lambda"] for e in trainer.state.log_history if "rlrt/lambda" in e]
+        assert lambdas == [0.5, pytest.approx(0.49)]  # linear decay to 0 over 50 steps
+
+
+def test_shaping_reaches_the_loss(tmp_path, tiny_model_dir, tokenizer, dataset):
+    """rlrt with lam = 0 trains exactly like grpo; with lam = 0.5 it does not."""
+    def final(shaping, lam):
+        config = make_config(tmp_path / f"{shaping}{lam}", shaping=shaping, shaping_lambda=lam)
+        trainer, _, _ = train(tiny_model_dir, tokenizer, dataset, config)
+        return torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+
+    grpo = final("grpo", 0.5)
+    assert torch.equal(final("rlrt", 0.0), grpo)
+    assert not torch.equal(final("rlrt", 0.5), grpo)
+
+
+def test_teacher_prompt_holds_a_sibling_never_the_row_itself(tmp_path, tiny_model_dir, tokenizer, dataset, monkeypatch):
+    calls = []
+    real_choose, real_tokenize = trainer_module.choose_contexts, trainer_module.tokenize_teacher_prompts
+
+    def spy_choose(rows, group_size, correct, completions, **kwargs):
+        contexts = real_choose(rows, group_size, correct, completions, **kwargs)
+        calls.append({"rows": list(rows), "correct": list(correct), "completions": list(completions), "contexts": contexts})
+        return contexts
+
+    def spy_tokenize(tok, prompts, solutions, *args, **kwargs):
+        ids = real_tokenize(tok, prompts, solutions, *args, **kwargs)
+        calls[-1]["teacher_texts"] = [tok.decode(x) for x in ids]
+        calls[-1]["solutions"] = list(solutions)
+        return ids
+
+    monkeypatch.setattr(trainer_module, "choose_contexts", spy_choose)
+    monkeypatch.setattr(trainer_module, "tokenize_teacher_prompts", spy_tokenize)
+    train(tiny_model_dir, tokenizer, dataset, make_config(tmp_path, shaping="rlrt"))
+    checked = 0
+    for call in calls:
+        completions, correct = call["completions"], call["correct"]
+        for row, context in zip(call["rows"], call["contexts"]):
+            if context is None:
+                continue
+            group = range(row - row % 4, row - row % 4 + 4)
+            donors = [j for j in group if j != row and correct[j] and completions[j] == context]
+            assert donors, "the context is not a correct sibling's completion"
+            if completions[row] != context:
+                checked += 1
+        for text, solution in zip(call["teacher_texts"], call["solutions"]):
+            assert "Correct solution:\n\n" + solution in text
+    assert checked > 0
+
+
+def test_lora_with_frozen_teacher(tmp_path, tiny_model_dir, tokenizer, dataset):
+    from peft import LoraConfig
+
+    config = make_config(tmp_path, shaping="rlrt", teacher_weights="frozen")
+    trainer, changed, logged = train(
+        tiny_model_dir, tokenizer, dataset, config, peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
+    )
+    assert changed > 0 and trainer.teacher_weights.uses_adapters
+    assert "rlrt/weight_mean" in logged
+
+
+@pytest.mark.parametrize("shaping", ["rlrt_all", "rlsd"])
+def test_lora_with_live_teacher(tmp_path, tiny_model_dir, tokenizer, dataset, shaping):
+    from peft import LoraConfig
+
+    config = make_config(tmp_path, shaping=shaping)
+    _, changed, logged = train(
+        tiny_model_dir, tokenizer, dataset, config, peft_config=LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
+    )
+    assert changed > 0 and "rlrt/weight_mean" in logged
+
+
+def test_ema_teacher_lags_the_policy(tmp_path, tiny_model_dir, tokenizer, dataset):
+    config = make_config(tmp_path, shaping="rlrt", teacher_weights="ema", teacher_ema_rate=0.5)
+    trainer, changed, _ = train(tiny_model_dir, tokenizer, dataset, config)
+    initial = RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward], args=config,
+                          train_dataset=dataset, processing_class=tokenizer)
+    name = "model.layers.0.self_attn.q_proj.weight"
+    start = dict(initial.model.named_parameters())[name].detach()
+    policy = dict(trainer.model.named_parameters())[name].detach()
+    ema = trainer.teacher_weights.snapshot[name]
+    # Two steps with tau = 0.5: the EMA lies strictly between the start and the policy, nearer the policy.
+    assert not torch.equal(ema, start) and not torch.equal(ema, policy)
+    assert (ema - policy).norm() < (start - policy).norm()
+
+
+def test_rollout_logps_with_several_iterations(tmp_path, tiny_model_dir, tokenizer, dataset):
+    """num_iterations = 2 makes TRL keep old-policy log-probs, which 'rollout' then uses as log P_S."""
+    for source in ("rollout", "current"):
+        config = make_config(tmp_path / source, shaping="rlrt", num_iterations=2, student_logps=source)
+        _, changed, logged = train(tiny_model_dir, tokenizer, dataset, config)
+        assert changed > 0 and "rlrt/weight_mean" in logged
+
+
+def test_rlsd_without_solution_column_says_what_to_do(tmp_path, tiny_model_dir, tokenizer, dataset):
+    with pytest.raises(ValueError, match="'solution' column"):
+        RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward],
+                    args=make_config(tmp_path, shaping="rlsd"),
+                    train_dataset=dataset.remove_columns("solution"), processing_class=tokenizer)
+
+
+def test_grpo_config_is_refused_with_a_fix(tmp_path, tiny_model_dir, tokenizer, dataset):
+    from trl import GRPOConfig
+
+    with pytest.raises(TypeError, match="RLRTConfig"):
+        RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward],
+                    args=GRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False),
+                    train_dataset=dataset, processing_class=tokenizer)
+
+
+def test_unknown_correctness_reward(tmp_path, tiny_model_dir, tokenizer, dataset):
+    with pytest.raises(ValueError, match="parity_reward"):
+        RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward],
+                    args=make_config(tmp_path, correctness_reward="accuracy"),
+                    train_dataset=dataset, processing_class=tokenizer)
