@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from .text import completion_text  # noqa: F401  (re-exported: part of the teacher's API)
+
 Prompt = str | list[dict[str, Any]]
 LogpsFn = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
 
@@ -30,19 +32,6 @@ _PLACEHOLDER = re.compile(r"\{(prompt|solution)\}")
 
 
 # ----------------------------------------------------------------------------------------------- context
-
-
-def completion_text(completion: str | list[dict[str, Any]]) -> str:
-    """Plain text of a TRL completion (a string, or a list of assistant messages)."""
-    if isinstance(completion, str):
-        return completion
-    parts = []
-    for message in completion:
-        content = message.get("content", "")
-        if isinstance(content, list):
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        parts.append(content)
-    return "".join(parts)
 
 
 def answer_as_solution(answer: Any) -> str:

@@ -25,10 +25,10 @@ from trl import GRPOTrainer
 
 from .algorithms.shaping import lambda_at_step, rows_needing_teacher, shape_advantages, shaping_metrics
 from .config import RLRTConfig
+from .text import completion_text
 from .teacher import (
     TeacherWeights,
     choose_contexts,
-    completion_text,
     score_teacher,
     tokenize_teacher_prompts,
 )

@@ -1,0 +1,36 @@
+"""One entry point from a dataset *name* (CLI and configs) to a ``Dataset``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+
+from .loaders import HUB_PRESETS, LOCAL_FORMATS, load_hub, load_local, load_reasoning_gym
+from .tasks import DEFAULT_TASK, addition_task
+
+
+def load_task(spec: str, split: str = "train", limit: int | None = None, seed: int = 0, **options: Any) -> Dataset:
+    """Resolve ``spec``:
+
+    * ``"addition"`` (or ``"default"``): the built-in default task, ``split`` ``train``/``test``;
+    * ``"rg:<task>"``: a reasoning-gym task (``options`` are its parameters; ``split="test"`` draws from a
+      different seed, ``seed + 1_000_003``, so the two splits are separate);
+    * a hub preset name (needs network): one of ``HUB_PRESETS``;
+    * a path to a ``.jsonl``/``.json``/``.parquet``/``.csv`` file (``options`` may map columns).
+    """
+    if spec in (DEFAULT_TASK, "default"):
+        return addition_task(split, limit=limit, seed=seed)
+    if spec.startswith("rg:"):
+        size = options.pop("size", limit or 256)
+        split_seed = seed if split == "train" else seed + 1_000_003
+        return load_reasoning_gym(spec[3:], size=size, seed=split_seed, **options)
+    if spec in HUB_PRESETS:
+        return load_hub(spec, limit=limit)
+    if Path(spec).suffix.lower() in LOCAL_FORMATS or Path(spec).exists():
+        return load_local(spec, limit=limit, **options)
+    raise ValueError(
+        f"Unknown dataset {spec!r}. Use 'addition' (built-in), 'rg:<reasoning-gym task>' (e.g. rg:chain_sum), "
+        f"a hub preset {sorted(HUB_PRESETS)}, or a path to a .jsonl/.parquet/.csv file."
+    )

@@ -1,0 +1,96 @@
+"""Batched sampling from a causal LM, for evaluation and inspection (training uses TRL's generation)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from ..config import cpu_supports_bf16
+
+
+@dataclass
+class SamplingConfig:
+    """Sampling settings; recorded next to every evaluation result.
+
+    Attributes:
+        max_new_tokens: completion length bound.
+        temperature: 0 means greedy.
+        top_p, top_k: nucleus / top-k filtering (``top_k = 0`` disables it).
+        batch_size: sequences generated together (32 to 64 keeps 2 CPU cores busy).
+        seed: torch seed set before sampling.
+        bf16: bf16 autocast; ``None`` = on where the device supports it (CUDA, or a CPU with AVX512-BF16/AMX).
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    batch_size: int = 32
+    seed: int = 0
+    bf16: bool | None = None
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ValueError("max_new_tokens and batch_size must be >= 1.")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError("temperature must be >= 0 and top_p in (0, 1].")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def autocast_context(device: torch.device, bf16: bool | None):
+    """bf16 autocast on ``device`` when asked for (or, for ``None``, when supported); a no-op otherwise."""
+    if bf16 is None:
+        bf16 = torch.cuda.is_available() if device.type == "cuda" else cpu_supports_bf16()
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def prompt_text(tokenizer, prompt: str | list[dict[str, Any]]) -> str:
+    """The text a prompt is fed as: chat template with generation prompt, or the plain string."""
+    if isinstance(prompt, str):
+        return prompt
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+
+@torch.no_grad()
+def sample_completions(
+    model,
+    tokenizer,
+    prompts: Sequence[str | list[dict[str, Any]]],
+    num_samples: int,
+    sampling: SamplingConfig,
+    progress=None,
+) -> list[list[str]]:
+    """``num_samples`` completions for each prompt, as ``[prompt][sample]`` strings (special tokens removed).
+
+    Prompts are repeated and generated in batches of ``sampling.batch_size`` sequences; ``progress``, if given,
+    is called with the number of sequences finished after each batch.
+    """
+    torch.manual_seed(sampling.seed)
+    device = next(model.parameters()).device
+    texts = [prompt_text(tokenizer, p) for p in prompts]
+    flat = [t for t in texts for _ in range(num_samples)]
+    tokenizer.padding_side = "left"
+    outputs: list[str] = []
+    greedy = sampling.temperature == 0
+    for start in range(0, len(flat), sampling.batch_size):
+        batch = tokenizer(flat[start : start + sampling.batch_size], return_tensors="pt", padding=True,
+                          add_special_tokens=False).to(device)
+        kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=not greedy,
+                      pad_token_id=tokenizer.pad_token_id)
+        if not greedy:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
+        with autocast_context(device, sampling.bf16):
+            generated = model.generate(**batch, **kwargs)
+        new_tokens = generated[:, batch["input_ids"].shape[1] :]
+        outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        if progress is not None:
+            progress(len(new_tokens))
+    return [outputs[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
