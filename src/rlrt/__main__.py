@@ -1,0 +1,5 @@
+"""``python -m rlrt`` / ``accelerate launch -m rlrt``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""Trainer callbacks for run folders: metrics files, a live progress line, held-out evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_callback import ProgressCallback
+
+LIVE_FIELDS = (
+    ("reward", "reward", "{:.3f}"),
+    ("rewards/accuracy_reward/mean", "acc", "{:.3f}"),
+    ("rlrt/shaped_frac", "shaped", "{:.2f}"),
+    ("rlrt/weight_mean", "w", "{:.3f}"),
+    ("rlrt/multiplier_min", "m_min", "{:.2f}"),
+    ("rlrt/multiplier_max", "m_max", "{:.2f}"),
+    ("rlrt/self_driven_frac", "self", "{:.2f}"),
+    ("entropy", "H", "{:.2f}"),
+    ("completions/mean_length", "len", "{:.0f}"),
+    ("rlrt/teacher_seconds", "t_teacher", "{:.1f}s"),
+    ("step_time", "t_step", "{:.1f}s"),
+)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class MetricsFileCallback(TrainerCallback):
+    """Appends every log entry to ``metrics.jsonl`` and rewrites ``metrics.csv`` (all keys seen so far)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.jsonl = self.run_dir / "metrics.jsonl"
+        self.csv = self.run_dir / "metrics.csv"
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        entry = {"step": state.global_step, **{k: _clean(v) for k, v in logs.items()}}
+        with open(self.jsonl, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        write_csv(read_jsonl(self.jsonl), self.csv)
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
+    keys: list[str] = []
+    for row in rows:
+        keys.extend(k for k in row if k not in keys)
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+class LiveLineCallback(ProgressCallback):
+    """The usual progress bar, with one compact line per log instead of the raw dict."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or self.training_bar is None or not logs:
+            return
+        parts = [f"step {state.global_step}/{state.max_steps}"]
+        for key, label, fmt in LIVE_FIELDS:
+            value = logs.get(key)
+            if isinstance(value, (int, float)):
+                parts.append(f"{label} " + fmt.format(value))
+        for key, value in logs.items():
+            if key.startswith("heldout/") and isinstance(value, (int, float)):
+                parts.append(f"{key.removeprefix('heldout/')} {value:.3f}")
+        if len(parts) > 1:
+            self.training_bar.write(" | ".join(parts))
+
+
+class HeldOutEvalCallback(TrainerCallback):
+    """Held-out avg@k / pass@k before training and every ``every`` optimizer steps (and at the end).
+
+    Results go to ``heldout.jsonl`` in the run folder (step 0 included) and into the trainer's logged metrics as
+    ``heldout/avg@k`` and ``heldout/pass@k``.
+    """
+
+    def __init__(self, trainer, dataset, num_samples: int, sampling, every: int, run_dir: str | Path):
+        self.trainer = trainer
+        self.dataset = dataset
+        self.num_samples = num_samples
+        self.sampling = sampling
+        self.every = every
+        self.path = Path(run_dir) / "heldout.jsonl"
+        self.done_steps: set[int] = set()
+
+    def _evaluate(self, state, log_to_trainer: bool) -> None:
+        from .evaluation.evaluate import evaluate_model
+
+        step = state.global_step
+        if step in self.done_steps:
+            return
+        self.done_steps.add(step)
+        trainer = self.trainer
+        accelerator = trainer.accelerator
+        if accelerator.is_main_process:
+            model = accelerator.unwrap_model(trainer.model)
+            was_training = model.training
+            model.eval()
+            try:
+                result = evaluate_model(model, trainer.processing_class, self.dataset, self.num_samples, self.sampling,
+                                        show_progress=False, description=f"held-out @ step {step}")
+            finally:
+                model.train(was_training)
+            summary = {k: v for k, v in result["summary"].items() if "@" in k}
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": step, **result["summary"]}) + "\n")
+            if log_to_trainer:
+                for key, value in summary.items():
+                    trainer._metrics["train"][f"heldout/{key}"].append(value)
+        accelerator.wait_for_everyone()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0:
+            self._evaluate(state, log_to_trainer=False)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        last = state.global_step >= state.max_steps
+        if (self.every and state.global_step % self.every == 0) or last:
+            self._evaluate(state, log_to_trainer=True)

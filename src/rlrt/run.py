@@ -1,0 +1,175 @@
+"""The training job behind ``rlrt train``: model, data, rewards, trainer, run folder.
+
+A run folder holds ``config.json`` (everything used), ``metrics.jsonl``/``metrics.csv`` (every log entry),
+``heldout.jsonl`` (held-out avg@k/pass@k by step), ``final/`` (model and tokenizer) and ``summary.json`` /
+``summary.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import RLRTConfig
+
+BUILTIN_REWARDS = ("accuracy", "format")
+
+
+@dataclass
+class TrainArguments:
+    """What to train on; every training hyper-parameter is an ``RLRTConfig`` field."""
+
+    model: str = field(default="smollm2-135m", metadata={"help": "Model path or hub id; 'smollm2-135m' = embedded."})
+    dataset: str = field(
+        default="addition",
+        metadata={"help": "'addition' (built-in), 'rg:<reasoning-gym task>', a hub preset, or a .jsonl/.parquet/.csv "
+                  "path; append ':train' or ':test' for a split."},
+    )
+    dataset_limit: int | None = field(default=None, metadata={"help": "Use at most this many training problems."})
+    eval_dataset: str | None = field(
+        default="addition:test", metadata={"help": "Held-out set for avg@k/pass@k during training; 'none' disables."}
+    )
+    eval_limit: int = field(default=32, metadata={"help": "Held-out problems evaluated."})
+    eval_samples: int = field(default=2, metadata={"help": "Samples per held-out problem (the k of avg@k)."})
+    eval_every: int = field(default=0, metadata={"help": "Held-out evaluation every N steps (0: start and end)."})
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy"],
+        metadata={"help": "Reward functions: 'accuracy', 'format', or 'path/to/file.py:function' / 'module:function'."},
+    )
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains all weights."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata={"help": "LoRA target modules."}
+    )
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``"addition:test"`` -> ``("addition", "test")``; no suffix means the train split."""
+    name, _, split = spec.rpartition(":")
+    if name and split in ("train", "test"):
+        return name, split
+    return spec, "train"
+
+
+def load_reward_funcs(names: list[str]):
+    """Built-in names, or functions the user names by file path or module (nothing else is imported)."""
+    from .rewards import accuracy_reward, format_reward
+
+    funcs = []
+    for name in names:
+        if name == "accuracy":
+            funcs.append(accuracy_reward)
+        elif name == "format":
+            funcs.append(format_reward)
+        elif ":" in name:
+            target, _, attr = name.rpartition(":")
+            if target.endswith(".py"):
+                path = Path(target)
+                if not path.is_file():
+                    raise FileNotFoundError(f"Reward file {path} does not exist (from --reward_funcs {name}).")
+                spec = importlib.util.spec_from_file_location(f"rlrt_user_reward_{path.stem}", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                module = importlib.import_module(target)
+            if not callable(getattr(module, attr, None)):
+                raise ValueError(f"{target} has no function {attr!r} (from --reward_funcs {name}).")
+            funcs.append(getattr(module, attr))
+        else:
+            raise ValueError(
+                f"Unknown reward function {name!r}: use one of {list(BUILTIN_REWARDS)} or 'file.py:function'."
+            )
+    return funcs
+
+
+def config_record(train_args: TrainArguments, config: RLRTConfig) -> dict[str, Any]:
+    """Both argument sets as JSON-safe dicts."""
+    def safe(obj):
+        return json.loads(json.dumps(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj, default=str))
+
+    return {"train": safe(train_args), "rlrt": json.loads(config.to_json_string())}
+
+
+def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
+    """Train, evaluate and write the run folder; returns its path."""
+    from .callbacks import HeldOutEvalCallback, LiveLineCallback, MetricsFileCallback
+    from .data.registry import load_task
+    from .evaluation.sampling import SamplingConfig
+    from .models import load_tokenizer, resolve_model
+    from .trainer import RLRTTrainer
+    from transformers.trainer_callback import ProgressCallback
+
+    started = time.time()
+    run_dir = Path(config.output_dir)
+    model_path = resolve_model(train_args.model)
+    tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
+    name, split = split_spec(train_args.dataset)
+    train_dataset = load_task(name, split=split, limit=train_args.dataset_limit, seed=config.seed)
+    if isinstance(train_dataset[0]["prompt"], list) and not tokenizer.chat_template:
+        raise ValueError(
+            f"The tokenizer of {model_path} has no chat template but the dataset's prompts are chat messages. "
+            "Use an instruction-tuned model, set tokenizer.chat_template, or build plain-text prompts (PromptFormat(chat=False))."
+        )
+    reward_funcs = load_reward_funcs(train_args.reward_funcs)
+    peft_config = None
+    if train_args.lora_r > 0:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=train_args.lora_r, lora_alpha=train_args.lora_alpha,
+                                 target_modules=train_args.lora_target_modules, task_type="CAUSAL_LM")
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config_record(train_args, config), indent=2))
+    trainer = RLRTTrainer(model=model_path, reward_funcs=reward_funcs, args=config, train_dataset=train_dataset,
+                          processing_class=tokenizer, peft_config=peft_config)
+    trainer.add_callback(MetricsFileCallback(run_dir))
+    if not config.disable_tqdm:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(LiveLineCallback)
+    if train_args.eval_dataset and train_args.eval_dataset.lower() != "none":
+        eval_name, eval_split = split_spec(train_args.eval_dataset)
+        eval_set = load_task(eval_name, split=eval_split, limit=train_args.eval_limit, seed=config.seed)
+        sampling = SamplingConfig(max_new_tokens=config.max_completion_length, temperature=config.temperature,
+                                  top_p=config.top_p, batch_size=max(config.per_device_train_batch_size, 8),
+                                  seed=config.seed, bf16=config.bf16)
+        trainer.add_callback(HeldOutEvalCallback(trainer, eval_set, train_args.eval_samples, sampling,
+                                                 train_args.eval_every, run_dir))
+    trainer.train()
+    final_dir = run_dir / "final"
+    trainer.save_model(str(final_dir))
+    tokenizer.save_pretrained(final_dir)
+    if trainer.accelerator.is_main_process:
+        write_summary(run_dir, trainer.state.log_history, time.time() - started, config)
+    return run_dir
+
+
+def write_summary(run_dir: Path, log_history: list[dict[str, Any]], seconds: float, config: RLRTConfig) -> dict:
+    """``summary.json`` and ``summary.md``: first/last training reward, held-out before/after, timing."""
+    from .callbacks import read_jsonl
+
+    train_logs = [e for e in log_history if "reward" in e]
+    heldout = read_jsonl(run_dir / "heldout.jsonl")
+    summary: dict[str, Any] = {
+        "shaping": config.shaping,
+        "steps": train_logs[-1]["step"] if train_logs else 0,
+        "seconds": round(seconds, 1),
+        "seconds_per_step": round(sum(e.get("step_time", 0.0) for e in train_logs) / max(len(train_logs), 1), 2),
+        "reward_first": train_logs[0]["reward"] if train_logs else None,
+        "reward_last": train_logs[-1]["reward"] if train_logs else None,
+        "heldout": heldout,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    lines = [f"# Run summary: {config.shaping}", "", f"- steps: {summary['steps']}",
+             f"- wall time: {summary['seconds']} s ({summary['seconds_per_step']} s per step)",
+             f"- training reward: first step {summary['reward_first']}, last step {summary['reward_last']}"]
+    for entry in heldout:
+        scores = ", ".join(f"{k} {100 * v:.1f}%" for k, v in entry.items() if "@" in k)
+        lines.append(f"- held-out at step {entry['step']}: {scores}")
+    (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    return summary
