@@ -69,22 +69,37 @@ def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
     tmp.replace(path)
 
 
+def live_line(state, logs: dict[str, Any]) -> str | None:
+    """``step 3/8 | reward 0.312 | shaped 0.28 | w 1.075 | ...`` for a training log entry; None for others."""
+    parts = [f"step {state.global_step}/{state.max_steps}"]
+    for key, label, fmt in LIVE_FIELDS:
+        value = logs.get(key)
+        if isinstance(value, (int, float)):
+            parts.append(f"{label} " + fmt.format(value))
+    for key, value in logs.items():
+        if key.startswith("heldout/") and isinstance(value, (int, float)):
+            parts.append(f"{key.removeprefix('heldout/')} {value:.3f}")
+    return " | ".join(parts) if len(parts) > 1 else None
+
+
 class LiveLineCallback(ProgressCallback):
     """The usual progress bar, with one compact line per log instead of the raw dict."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or self.training_bar is None or not logs:
-            return
-        parts = [f"step {state.global_step}/{state.max_steps}"]
-        for key, label, fmt in LIVE_FIELDS:
-            value = logs.get(key)
-            if isinstance(value, (int, float)):
-                parts.append(f"{label} " + fmt.format(value))
-        for key, value in logs.items():
-            if key.startswith("heldout/") and isinstance(value, (int, float)):
-                parts.append(f"{key.removeprefix('heldout/')} {value:.3f}")
-        if len(parts) > 1:
-            self.training_bar.write(" | ".join(parts))
+        if state.is_world_process_zero and self.training_bar is not None and logs:
+            line = live_line(state, logs)
+            if line:
+                self.training_bar.write(line)
+
+
+class LinePrinterCallback(TrainerCallback):
+    """Without a progress bar (``disable_tqdm``): the same compact line, printed."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            line = live_line(state, logs)
+            if line:
+                print(line, flush=True)
 
 
 class HeldOutEvalCallback(TrainerCallback):

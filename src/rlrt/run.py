@@ -98,12 +98,12 @@ def config_record(train_args: TrainArguments, config: RLRTConfig) -> dict[str, A
 
 def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     """Train, evaluate and write the run folder; returns its path."""
-    from .callbacks import HeldOutEvalCallback, LiveLineCallback, MetricsFileCallback
+    from .callbacks import HeldOutEvalCallback, LinePrinterCallback, LiveLineCallback, MetricsFileCallback
     from .data.registry import load_task
     from .evaluation.sampling import SamplingConfig
     from .models import load_tokenizer, resolve_model
     from .trainer import RLRTTrainer
-    from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     started = time.time()
     run_dir = Path(config.output_dir)
@@ -129,7 +129,10 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     trainer = RLRTTrainer(model=model_path, reward_funcs=reward_funcs, args=config, train_dataset=train_dataset,
                           processing_class=tokenizer, peft_config=peft_config)
     trainer.add_callback(MetricsFileCallback(run_dir))
-    if not config.disable_tqdm:
+    if config.disable_tqdm:
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(LinePrinterCallback)
+    else:
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(LiveLineCallback)
     if train_args.eval_dataset and train_args.eval_dataset.lower() != "none":

@@ -111,6 +111,9 @@ def extract_final_answer(text: str, config: MathRewardConfig | None = None) -> s
 
 # ------------------------------------------------------------------------------------------- comparison
 
+# Power towers, long exponents and large factorials make sympy evaluate enormous integers inside C code, where
+# no signal can stop it. Such answers are compared as normalised strings only ("guarded"), never parsed.
+_EXPLOSIVE = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\{?\s*\d{4,}|\*\*\s*\(?\s*\d{4,}|\d{3,}\s*!|\}\s*!|!\s*!")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
 _NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$|^[-+]?\.\d+$")
 
@@ -138,10 +141,13 @@ class MathVerifier:
     """math-verify comparisons in a killable worker subprocess (see the module docstring).
 
     ``stats`` counts outcomes: ``fast_match``, ``worker_calls``, ``timeouts``, ``errors``, ``gold_unparseable``,
-    ``pred_unparseable``, ``restarts``. Thread-safe; after a ``fork`` the child starts its own worker.
+    ``pred_unparseable``, ``guarded`` (explosive expressions compared as strings only), ``restarts`` (worker
+    killed: stuck in C code). An item takes at most
+    ``timeout_seconds + KILL_GRACE``, plus a worker start-up (seconds) for the item after a kill. Thread-safe; after a ``fork`` the child starts its own worker.
     """
 
     STARTUP_TIMEOUT = 120.0
+    KILL_GRACE = 0.5  # the worker interrupts itself at the bound; it is killed only this much later
 
     def __init__(self, timeout_seconds: float = 3.0):
         self.timeout_seconds = timeout_seconds
@@ -151,6 +157,7 @@ class MathVerifier:
         self._owner_pid = os.getpid()
         self._ready = False
         self._lock = threading.Lock()
+        self.worker_command = [sys.executable, "-m", "rlrt.rewards._verify_worker"]
         atexit.register(self.close)
 
     def close(self) -> None:
@@ -160,7 +167,7 @@ class MathVerifier:
     def _spawn(self) -> subprocess.Popen:
         """Start a worker without waiting for it: its start-up (importing sympy, seconds) overlaps other work."""
         return subprocess.Popen(
-            [sys.executable, "-m", "rlrt.rewards._verify_worker"],
+            self.worker_command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -213,12 +220,14 @@ class MathVerifier:
             proc = self._ready_worker()
             self.stats["worker_calls"] += 1
             try:
-                proc.stdin.write(json.dumps({"gold": gold, "pred": pred}) + "\n")
+                proc.stdin.write(json.dumps({"gold": gold, "pred": pred, "timeout": self.timeout_seconds}) + "\n")
                 proc.stdin.flush()
-                reply = self._readline(proc, self.timeout_seconds)
+                reply = self._readline(proc, self.timeout_seconds + self.KILL_GRACE)
             except (BrokenPipeError, OSError, ValueError):
                 reply = None
-            if reply is None:  # over the time bound, or the worker died: kill it, a fresh one serves the next item
+            if reply is not None and reply.get("timeout"):
+                self.stats["timeouts"] += 1
+            if reply is None:  # stuck in C code past the bound, or dead: kill it, a fresh one serves the next item
                 self.stats["timeouts"] += 1
                 self.stats["restarts"] += 1
                 self._kill()
@@ -241,6 +250,9 @@ class MathVerifier:
         if gold_number is not None and pred_number is not None:
             self.stats["fast_match"] += 1
             return gold_number == pred_number
+        if _EXPLOSIVE.search(gold) or _EXPLOSIVE.search(pred):
+            self.stats["guarded"] += 1
+            return False
         reply = self._ask(gold, pred)
         if reply is None:
             return False
