@@ -64,6 +64,7 @@ class RLRTTrainer(GRPOTrainer):
         self._rollout_cache: tuple | None = None
         self.teacher_weights: TeacherWeights | None = None
         if self.variant.direction != 0:
+            self._check_teacher_weights_supported()
             self.teacher_weights = TeacherWeights(
                 self.accelerator.unwrap_model(self.model), args.teacher_weights, args.teacher_ema_rate
             )
@@ -81,6 +82,21 @@ class RLRTTrainer(GRPOTrainer):
                 "set it to one of those names (or None for the first)."
             )
         return self.reward_func_names.index(name)
+
+    def _check_teacher_weights_supported(self) -> None:
+        """frozen/EMA swap whole parameters, which ZeRO-3 and FSDP shard: refuse early (LoRA+frozen is fine)."""
+        if self.args.teacher_weights == "live" or (self.args.teacher_weights == "frozen" and self.is_peft_model):
+            return
+        zero3 = self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3
+        if zero3 or self.is_fsdp_enabled:
+            raise ValueError(
+                f"teacher_weights={self.args.teacher_weights!r} keeps and swaps full parameters, which ZeRO-3/FSDP "
+                "shard. Use teacher_weights='live', or train LoRA adapters with teacher_weights='frozen'."
+            )
+
+    @property
+    def is_peft_model(self) -> bool:
+        return hasattr(self.accelerator.unwrap_model(self.model), "peft_config")
 
     @property
     def current_lambda(self) -> float:
