@@ -128,12 +128,17 @@ class HeldOutEvalCallback(TrainerCallback):
         trainer = self.trainer
         accelerator = trainer.accelerator
         if accelerator.is_main_process:
+            import torch
+
             model = accelerator.unwrap_model(trainer.model)
             was_training = model.training
             model.eval()
+            # Evaluation seeds its own sampling: fork the RNG so that training's random stream, and so exact
+            # resume, is the same with or without held-out evaluation.
             try:
-                result = evaluate_model(model, trainer.processing_class, self.dataset, self.num_samples, self.sampling,
-                                        show_progress=False, description=f"held-out @ step {step}")
+                with torch.random.fork_rng():
+                    result = evaluate_model(model, trainer.processing_class, self.dataset, self.num_samples,
+                                            self.sampling, show_progress=False, description=f"held-out @ step {step}")
             finally:
                 model.train(was_training)
             summary = {k: v for k, v in result["summary"].items() if "@" in k}

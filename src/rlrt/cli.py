@@ -53,7 +53,7 @@ def train_command(argv: list[str]) -> int:
     from trl import TrlParser
 
     from .config import RLRTConfig
-    from .run import TrainArguments, run_training
+    from .run import RunAlreadyFinished, TrainArguments, TrainingInterrupted, run_training
 
     parser = TrlParser((TrainArguments, RLRTConfig), prog="rlrt train",
                        description="Train with RLRT or a baseline (--shaping). Every GRPOConfig field is a flag.")
@@ -61,7 +61,14 @@ def train_command(argv: list[str]) -> int:
     train_args, config = parser.parse_args_and_config(argv)
     if config.output_dir == "auto":
         config.output_dir = os.path.join("runs", f"{config.shaping}-{time.strftime('%Y%m%d-%H%M%S')}")
-    run_dir = run_training(train_args, config)
+    try:
+        run_dir = run_training(train_args, config)
+    except RunAlreadyFinished as done:
+        print(f"rlrt train: {done}")
+        return 0
+    except TrainingInterrupted as stop:
+        print(f"\nrlrt train: {stop}", file=sys.stderr)
+        return 130 if stop.signal_name == "SIGINT" else 143
     print(f"\nrun folder: {run_dir}  (summary.md, metrics.csv, heldout.jsonl, final/)")
     return 0
 

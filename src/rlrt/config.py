@@ -73,6 +73,17 @@ class RLRTConfig(GRPOConfig):
         Bound, in tokens, on the teacher prompt; the context text is truncated to fit.
     teacher_batch_size (`int` or `None`, defaults to `None`):
         Rows per teacher forward chunk (bounds memory); `None` uses `per_device_train_batch_size`.
+
+    > Reliability
+
+    max_nonfinite_steps (`int`, defaults to `3`):
+        An optimizer step whose loss or gradient is NaN/inf is skipped (no parameter changes), counted and logged as
+        `rlrt/nonfinite_steps`; after this many the run stops with an error. Nothing corrupt is saved.
+    reward_errors (`str`, defaults to `"skip"`):
+        `"skip"`: a reward function that raises is retried sample by sample and the failing samples score `None`
+        (counted in `rewards/<name>/errors`); `"raise"` (strict): the error stops the run.
+    checkpoint_on_signal (`bool`, defaults to `True`):
+        SIGINT/SIGTERM during `train()` finish the current step, write a complete checkpoint and stop training.
     """
 
     epsilon_high: float | None = field(
@@ -105,6 +116,17 @@ class RLRTConfig(GRPOConfig):
     teacher_ema_rate: float = field(default=0.05, metadata={"help": "EMA rate tau in (0, 1]."})
     max_teacher_prompt_length: int = field(default=1536, metadata={"help": "Teacher prompt bound in tokens."})
     teacher_batch_size: int | None = field(default=None, metadata={"help": "Rows per teacher forward chunk."})
+    max_nonfinite_steps: int = field(
+        default=3, metadata={"help": "Stop after this many optimizer steps skipped for a NaN/inf loss or gradient."}
+    )
+    reward_errors: str = field(
+        default="skip",
+        metadata={"help": "A reward function that raises: 'skip' scores the failing samples None and goes on; "
+                  "'raise' (strict) stops the run."},
+    )
+    checkpoint_on_signal: bool = field(
+        default=True, metadata={"help": "On SIGINT/SIGTERM, finish the step, write a checkpoint and stop."}
+    )
 
     def __post_init__(self):
         if not _accelerator_available() and not self.use_cpu:
@@ -142,6 +164,9 @@ class RLRTConfig(GRPOConfig):
             raise ValueError(f"teacher_ema_rate must lie in (0, 1]; got {self.teacher_ema_rate}. SDPO uses 0.05.")
         if self.max_teacher_prompt_length < 16:
             raise ValueError(f"max_teacher_prompt_length must be >= 16 tokens; got {self.max_teacher_prompt_length}.")
+        if self.max_nonfinite_steps < 0:
+            raise ValueError(f"max_nonfinite_steps must be >= 0; got {self.max_nonfinite_steps}.")
+        _check_choice("reward_errors", self.reward_errors, ("skip", "raise"))
         if self.teacher_batch_size is not None and self.teacher_batch_size < 1:
             raise ValueError(f"teacher_batch_size must be >= 1 or None; got {self.teacher_batch_size}.")
         for placeholder in ("{prompt}", "{solution}"):

@@ -42,6 +42,11 @@ class TrainArguments:
         default_factory=lambda: ["accuracy"],
         metadata={"help": "Reward functions: 'accuracy', 'format', or 'path/to/file.py:function' / 'module:function'."},
     )
+    resume: str = field(
+        default="auto",
+        metadata={"help": "'auto': continue from the last complete checkpoint in output_dir if there is one; "
+                  "'never'; or a checkpoint folder."},
+    )
     lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains all weights."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_target_modules: list[str] = field(
@@ -88,6 +93,64 @@ def load_reward_funcs(names: list[str]):
     return funcs
 
 
+class TrainingInterrupted(RuntimeError):
+    """``train()`` stopped on SIGINT/SIGTERM after writing a checkpoint."""
+
+    def __init__(self, signal_name: str, checkpoint: Path | None):
+        self.signal_name = signal_name
+        self.checkpoint = checkpoint
+        where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint"
+        super().__init__(f"stopped by {signal_name}; wrote {where}. Run the same command again to resume.")
+
+
+class RunAlreadyFinished(Exception):
+    """The run folder's last checkpoint (or summary) already reaches ``max_steps``."""
+
+
+def find_resume_checkpoint(train_args: TrainArguments, config: RLRTConfig) -> Path | None:
+    """The checkpoint to continue from, per ``train_args.resume``; raises ``RunAlreadyFinished`` when done."""
+    from .reliability import COMPLETE_MARKER, last_complete_checkpoint
+
+    run_dir = Path(config.output_dir)
+    checkpoint = None
+    if train_args.resume == "auto":
+        checkpoint = last_complete_checkpoint(run_dir)
+        summary = run_dir / "summary.json"
+        finished_steps = json.loads(summary.read_text()).get("steps", 0) if summary.is_file() else None
+        if finished_steps is not None and (checkpoint is None or finished_steps >= config.max_steps):
+            raise RunAlreadyFinished(
+                f"{run_dir} already finished at step {finished_steps} (max_steps={config.max_steps}): nothing to "
+                "train. Raise --max_steps to continue from its last checkpoint, or choose another --output_dir."
+            )
+    elif train_args.resume != "never":
+        checkpoint = Path(train_args.resume)
+        if not (checkpoint / COMPLETE_MARKER).is_file():
+            raise FileNotFoundError(f"--resume {checkpoint} is not a complete rlrt checkpoint folder.")
+    if checkpoint is None:
+        if (run_dir / "metrics.jsonl").is_file():
+            raise ValueError(
+                f"{run_dir} already has the logs of a run but no complete checkpoint to resume from. Choose another "
+                "--output_dir (or move that folder away); nothing there is overwritten."
+            )
+        return None
+    step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+    if step >= config.max_steps:
+        raise RunAlreadyFinished(
+            f"{run_dir} already finished at step {step} (max_steps={config.max_steps}): nothing to train. Raise "
+            "--max_steps to continue it, or choose another --output_dir."
+        )
+    return checkpoint
+
+
+def truncate_log(path: Path, last_step: int) -> None:
+    """Drop log lines after ``last_step`` (they are produced again by the resumed run)."""
+    from .callbacks import read_jsonl
+
+    rows = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
+    if path.is_file():
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 def config_record(train_args: TrainArguments, config: RLRTConfig) -> dict[str, Any]:
     """Both argument sets as JSON-safe dicts."""
     def safe(obj):
@@ -124,6 +187,12 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         peft_config = LoraConfig(r=train_args.lora_r, lora_alpha=train_args.lora_alpha,
                                  target_modules=train_args.lora_target_modules, task_type="CAUSAL_LM")
 
+    checkpoint = find_resume_checkpoint(train_args, config)
+    if checkpoint is not None:
+        step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+        print(f"resuming from {checkpoint} (step {step} of {config.max_steps})", flush=True)
+        for log in ("metrics.jsonl", "heldout.jsonl"):
+            truncate_log(run_dir / log, step)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config_record(train_args, config), indent=2))
     trainer = RLRTTrainer(model=model_path, reward_funcs=reward_funcs, args=config, train_dataset=train_dataset,
@@ -143,7 +212,11 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
                                   seed=config.seed, bf16=config.bf16)
         trainer.add_callback(HeldOutEvalCallback(trainer, eval_set, train_args.eval_samples, sampling,
                                                  train_args.eval_every, run_dir))
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if trainer.interrupted_by:
+        from .reliability import last_complete_checkpoint
+
+        raise TrainingInterrupted(trainer.interrupted_by, last_complete_checkpoint(run_dir))
     final_dir = run_dir / "final"
     trainer.save_model(str(final_dir))
     tokenizer.save_pretrained(final_dir)

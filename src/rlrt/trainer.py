@@ -14,8 +14,11 @@ Three TRL seams are used (pinned to ``trl==1.16.0`` and covered by ``tests/test_
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
 import time
+from collections import Counter
 from typing import Any
 
 import torch
@@ -25,6 +28,7 @@ from trl import GRPOTrainer
 
 from .algorithms.shaping import lambda_at_step, rows_needing_teacher, shape_advantages, shaping_metrics
 from .config import RLRTConfig
+from .reliability import COMPLETE_MARKER, GracefulStop, NonFiniteGuard, guard_reward_function
 from .text import completion_text
 from .teacher import (
     TeacherWeights,
@@ -34,6 +38,7 @@ from .teacher import (
 )
 
 TEACHER_FIELDS = ("teacher_logps", "has_teacher", "correct")
+RLRT_STATE_FILE = "rlrt_state.pt"
 
 
 class RLRTTrainer(GRPOTrainer):
@@ -58,7 +63,19 @@ class RLRTTrainer(GRPOTrainer):
                 "GRPOConfig field: replace GRPOConfig with RLRTConfig."
             )
         _check_dataset_columns(args, train_dataset)
+        _check_tokenizer(kwargs.get("processing_class"), train_dataset)
+        self.reward_errors: Counter[str] = Counter()
+        self._reward_errors_logged: Counter[str] = Counter()
+        reward_funcs = [
+            guard_reward_function(f, args.reward_errors, self.reward_errors) if _is_plain_callable(f) else f
+            for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs])
+        ]
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, **kwargs)
+        self.nonfinite_guard = NonFiniteGuard(self, args.max_nonfinite_steps)
+        self.add_callback(self.nonfinite_guard)
+        self.graceful_stop = GracefulStop() if args.checkpoint_on_signal else None
+        if self.graceful_stop is not None:
+            self.add_callback(self.graceful_stop)
         self.variant = args.variant
         self._correctness_index = self._resolve_correctness_index(args.correctness_reward)
         self._rollout_cache: tuple | None = None
@@ -108,6 +125,11 @@ class RLRTTrainer(GRPOTrainer):
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._rollout_cache = (prompts, completions, rewards_per_func)
+        for name in self.reward_func_names:
+            new_errors = self.reward_errors[name] - self._reward_errors_logged[name]
+            if self.reward_errors[name]:
+                self._metrics["train" if self.model.training else "eval"][f"rewards/{name}/errors"].append(new_errors)
+            self._reward_errors_logged[name] = self.reward_errors[name]
         return rewards_per_func
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -186,6 +208,12 @@ class RLRTTrainer(GRPOTrainer):
     # ------------------------------------------------------------------------------------ TRL seam: loss
 
     def _compute_loss(self, model, inputs):
+        loss = self._shaped_loss(model, inputs)
+        if self.model.training:
+            self.nonfinite_guard.note_loss(loss)
+        return loss
+
+    def _shaped_loss(self, model, inputs):
         if "teacher_logps" not in inputs:
             return super()._compute_loss(model, inputs)
         inputs = dict(inputs)
@@ -254,6 +282,39 @@ class RLRTTrainer(GRPOTrainer):
         metrics["rlrt/lambda"].append(lam)
 
 
+    # ------------------------------------------------------------------------------------ checkpoints
+
+    def _save_checkpoint(self, model, trial):
+        """TRL's checkpoint plus the RLRT state; a marker file written last makes it count as complete."""
+        output_dir = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
+        super()._save_checkpoint(model, trial)
+        if self.args.should_save:
+            state = {
+                "teacher_weights": self.teacher_weights.state_dict() if self.teacher_weights is not None else None,
+                "nonfinite_steps": self.nonfinite_guard.skipped,
+                "reward_errors": dict(self.reward_errors),
+            }
+            torch.save(state, os.path.join(output_dir, RLRT_STATE_FILE))
+            with open(os.path.join(output_dir, COMPLETE_MARKER), "w") as f:
+                f.write(f"{self.state.global_step}\n")
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        path = os.path.join(checkpoint, RLRT_STATE_FILE) if checkpoint else None
+        if path and os.path.isfile(path):
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            if self.teacher_weights is not None and state.get("teacher_weights"):
+                self.teacher_weights.load_state_dict(state["teacher_weights"])
+            self.nonfinite_guard.skipped = state.get("nonfinite_steps", 0)
+            self.reward_errors.update(state.get("reward_errors", {}))
+            self._reward_errors_logged.update(state.get("reward_errors", {}))
+
+    @property
+    def interrupted_by(self) -> str | None:
+        """The signal that stopped the last ``train()`` early, if any."""
+        return self.graceful_stop.received if self.graceful_stop is not None else None
+
+
 class _TeacherEMACallback(TrainerCallback):
     """Moves the EMA teacher toward the policy after every optimizer step."""
 
@@ -265,10 +326,41 @@ class _TeacherEMACallback(TrainerCallback):
         trainer.teacher_weights.update(trainer.accelerator.unwrap_model(trainer.model))
 
 
+def _is_plain_callable(func) -> bool:
+    return callable(func) and not isinstance(func, torch.nn.Module) and not inspect.iscoroutinefunction(func)
+
+
+def _check_tokenizer(tokenizer, dataset) -> None:
+    """A chat dataset needs a chat template; padding needs a pad token (EOS is used when there is none)."""
+    if tokenizer is None or isinstance(tokenizer, str):
+        return
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+    if dataset is not None and hasattr(dataset, "__getitem__") and len(dataset) > 0:
+        prompt = dataset[0].get("prompt") if isinstance(dataset[0], dict) else None
+        if isinstance(prompt, list) and not getattr(tokenizer, "chat_template", None):
+            raise ValueError(
+                "The dataset's prompts are chat messages but the tokenizer has no chat template. Use an "
+                "instruction-tuned model's tokenizer, set tokenizer.chat_template, or give plain-text prompts."
+            )
+    if getattr(tokenizer, "pad_token", None) is None:
+        if getattr(tokenizer, "eos_token", None) is None:
+            raise ValueError("The tokenizer has neither a pad token nor an EOS token: set tokenizer.pad_token.")
+        tokenizer.pad_token = tokenizer.eos_token
+
+
 def _check_dataset_columns(args: RLRTConfig, dataset) -> None:
     """Fail before any work when the teacher context needs a dataset column that is missing."""
     columns = getattr(dataset, "column_names", None)
-    if columns is None or args.variant.direction == 0:
+    if columns is None:
+        return
+    if hasattr(dataset, "__len__") and len(dataset) == 0:
+        raise ValueError("train_dataset is empty: check the file, the split and any row filtering (on_bad_rows).")
+    if "prompt" not in columns:
+        raise ValueError(
+            f"train_dataset needs a 'prompt' column (chat messages or text); it has {list(columns)}. Rename your "
+            "question column or build the dataset with rlrt.data (build_dataset / load_local with question_column=...)."
+        )
+    if args.variant.direction == 0:
         return
     needed = {args.teacher_context, args.teacher_context_fallback} & {"reference", "answer"}
     column_for = {"reference": "solution", "answer": "answer"}

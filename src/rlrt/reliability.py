@@ -1,0 +1,188 @@
+"""Guards that keep a run alive and its checkpoints sound: reward errors, non-finite steps, stop signals.
+
+Each piece is a small object the trainer installs; none of them changes what a healthy step computes.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+COMPLETE_MARKER = ".rlrt-complete"
+
+
+# --------------------------------------------------------------------------------------------- rewards
+
+
+class RewardFunctionError(RuntimeError):
+    """A reward function failed in strict mode, or returned something unusable."""
+
+
+def guard_reward_function(func: Callable, mode: str, errors: Counter) -> Callable:
+    """Wrap a TRL reward function so one bad sample does not end the run.
+
+    ``mode="skip"``: when the batch call raises, the function is called sample by sample and the samples that
+    still raise score ``None`` (``errors[name]`` counts them). ``mode="raise"``: the error propagates, with the
+    function's name. Either way, a wrong-length result or a non-numeric value is an error that names the function.
+    """
+    name = getattr(func, "__name__", type(func).__name__)
+
+    @functools.wraps(func)
+    def guarded(prompts, completions, **kwargs):
+        try:
+            values = func(prompts=prompts, completions=completions, **kwargs)
+        except Exception as err:  # noqa: BLE001 -- user code; classified below
+            if mode == "raise":
+                raise RewardFunctionError(
+                    f"Reward function {name!r} raised {type(err).__name__}: {err}. Fix it, or set "
+                    "reward_errors='skip' to score failing samples None and go on."
+                ) from err
+            values = _per_sample(func, name, prompts, completions, kwargs, errors)
+        _check_values(name, values, len(completions))
+        return values
+
+    return guarded
+
+
+def _per_sample(func, name, prompts, completions, kwargs, errors: Counter) -> list:
+    per_row_keys = [k for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(completions)]
+    values = []
+    for i in range(len(completions)):
+        row_kwargs = {k: ([v[i]] if k in per_row_keys else v) for k, v in kwargs.items()}
+        try:
+            values.extend(func(prompts=[prompts[i]], completions=[completions[i]], **row_kwargs))
+        except Exception as err:  # noqa: BLE001
+            errors[name] += 1
+            logger.warning("Reward function %r failed on sample %d (%s: %s); scoring it None.",
+                           name, i, type(err).__name__, err)
+            values.append(None)
+    return values
+
+
+def _check_values(name: str, values, expected: int) -> None:
+    if not isinstance(values, (list, tuple)):
+        raise RewardFunctionError(
+            f"Reward function {name!r} returned {type(values).__name__}; it must return a list of floats (or None), "
+            "one per completion."
+        )
+    if len(values) != expected:
+        raise RewardFunctionError(
+            f"Reward function {name!r} returned {len(values)} values for {expected} completions; return one per "
+            "completion."
+        )
+    for value in values:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise RewardFunctionError(
+                f"Reward function {name!r} returned a {type(value).__name__} ({value!r}); rewards must be floats or None."
+            )
+
+
+# ---------------------------------------------------------------------------------------- non-finite steps
+
+
+class NonFiniteStepError(RuntimeError):
+    """Too many optimizer steps had a NaN/inf loss or gradient."""
+
+
+class NonFiniteGuard(TrainerCallback):
+    """Skips an optimizer step whose loss or gradients are not finite, and stops the run after ``limit`` of them.
+
+    The skip sets every gradient to ``None`` right before ``optimizer.step()``; torch optimizers leave such
+    parameters (and their moment estimates) untouched, so nothing non-finite reaches the weights.
+    """
+
+    def __init__(self, trainer, limit: int):
+        self.trainer = trainer
+        self.limit = limit
+        self.skipped = 0
+        self.loss_was_nonfinite = False
+
+    def note_loss(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss.detach()).all():
+            self.loss_was_nonfinite = True
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        model = self.trainer.model
+        grads_finite = all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
+        bad = torch.tensor(float(self.loss_was_nonfinite or not grads_finite), device=self.trainer.accelerator.device)
+        bad = self.trainer.accelerator.reduce(bad, reduction="sum").item() > 0  # every rank skips together
+        self.loss_was_nonfinite = False
+        if not bad:
+            return
+        for param in model.parameters():
+            param.grad = None
+        self.skipped += 1
+        self.trainer._metrics["train"]["rlrt/nonfinite_steps"].append(float(self.skipped))
+        logger.warning("Step %d: non-finite loss or gradient; the update was skipped (%d so far, limit %d).",
+                       state.global_step + 1, self.skipped, self.limit)
+        if self.skipped > self.limit:
+            raise NonFiniteStepError(
+                f"{self.skipped} optimizer steps had a NaN/inf loss or gradient (limit max_nonfinite_steps="
+                f"{self.limit}); no corrupt update was applied. Lower learning_rate, check the reward functions, "
+                "or raise max_nonfinite_steps. The last checkpoint is intact."
+            )
+
+
+# ------------------------------------------------------------------------------------------------ signals
+
+
+class GracefulStop(TrainerCallback):
+    """SIGINT/SIGTERM: finish the current optimizer step, save a checkpoint, stop. A second signal stops at once."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handler(self, signum, frame):
+        if self.received is not None:  # second signal: give up on the graceful path
+            self._restore()
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        logger.warning("%s received: finishing this step, then writing a checkpoint and stopping.", self.received)
+
+    def _restore(self):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handler)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.received is not None:
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._restore()
+
+
+# -------------------------------------------------------------------------------------------- checkpoints
+
+
+def complete_checkpoints(run_dir: str | Path) -> list[Path]:
+    """``checkpoint-N`` folders that finished writing (they carry the completion marker), by step."""
+    run_dir = Path(run_dir)
+    found = []
+    for path in run_dir.glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and (path / COMPLETE_MARKER).is_file():
+            found.append((int(step), path))
+    return [p for _, p in sorted(found)]
+
+
+def last_complete_checkpoint(run_dir: str | Path) -> Path | None:
+    checkpoints = complete_checkpoints(run_dir)
+    return checkpoints[-1] if checkpoints else None
