@@ -165,8 +165,9 @@ def shaping_metrics(
     """Diagnostics of one shaping call as ``name -> (sum, count)`` (means) or ``name -> (value, 1)`` (min/max).
 
     Returning sums and counts lets the caller reduce exactly across micro-batches and processes. Token
-    statistics are over *shaped* tokens only (gated rows with a teacher and ``A != 0``, response positions);
-    names ending in ``_min``/``_max`` are absent when no token was shaped.
+    statistics are over *shaped* tokens only (gated rows with a teacher and ``A != 0``, response positions).
+    The key set is always the same (processes must reduce the same tensors); a statistic with nothing to
+    measure has count 0.
     """
     variant = get_variant(mode)
     rows = float(advantages.numel())
@@ -177,11 +178,12 @@ def shaping_metrics(
         "teacher_frac": (float(has_teacher.bool().sum()), rows),
         "shaped_frac": (float(applies.sum()), rows),
     }
-    if variant.direction == 0:
-        return stats
+    token_stats = ("log_ratio_mean", "self_driven_frac", "weight_mean", "weight_min", "weight_max", "multiplier_mean",
+                   "multiplier_min", "multiplier_max", "clip_low_frac", "clip_high_frac")
+    stats.update({name: (0.0, 0.0) for name in token_stats})
     tokens = applies.unsqueeze(1) & mask.bool()
     n = float(tokens.sum())
-    if n == 0:
+    if variant.direction == 0 or n == 0:
         return stats
     d = log_ratio(student_logps, teacher_logps, mask, clamp)
     w = token_weights(d, advantages.float(), variant.direction)
