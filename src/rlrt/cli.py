@@ -3,6 +3,8 @@
     rlrt train                                   # embedded SmolLM2-135M, built-in task, RLRT, a few CPU minutes
     rlrt train --config run.yaml --shaping grpo  # any RLRTConfig / GRPOConfig field as --flag or YAML key
     rlrt eval --model runs/x/final --dataset addition:test --num_samples 8
+    rlrt inspect --model runs/x/final --limit 2             # tokens coloured by D = log P_S - log P_T (HTML)
+    rlrt report --runs runs/a runs/b --output_dir report    # plots, table, candidate-set shift
     accelerate launch -m rlrt train --config run.yaml
 """
 
@@ -33,7 +35,7 @@ CPU_RUN_DEFAULTS = dict(
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": train_command, "eval": eval_command}
+    commands = {"train": train_command, "eval": eval_command, "inspect": inspect_command, "report": report_command}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print(__doc__.strip())
         print("\ncommands: " + ", ".join(commands) + "   (rlrt COMMAND --help for its options)")
@@ -117,6 +119,29 @@ def eval_command(argv: list[str]) -> int:
     json_path, md_path = write_results(results, sampling, args.output_dir)
     print(markdown_table(results))
     print(f"results: {json_path}  {md_path}")
+    return 0
+
+
+def inspect_command(argv: list[str]) -> int:
+    from trl import TrlParser
+
+    from .analysis.inspect_run import InspectArguments, run_inspect
+
+    (args,) = TrlParser((InspectArguments,), prog="rlrt inspect").parse_args_and_config(argv)
+    json_path, html_path = run_inspect(args)
+    print(f"inspector: {html_path}  (data: {json_path})")
+    return 0
+
+
+def report_command(argv: list[str]) -> int:
+    from trl import TrlParser
+
+    from .analysis.report import ReportArguments, run_report
+
+    (args,) = TrlParser((ReportArguments,), prog="rlrt report").parse_args_and_config(argv)
+    paths = run_report(args)
+    print(paths["report"].read_text())
+    print(f"report: {paths['report']}  plots: {paths['overview'].parent}")
     return 0
 
 

@@ -60,15 +60,15 @@ def prompt_text(tokenizer, prompt: str | list[dict[str, Any]]) -> str:
 
 
 @torch.no_grad()
-def sample_completions(
+def sample_completion_ids(
     model,
     tokenizer,
     prompts: Sequence[str | list[dict[str, Any]]],
     num_samples: int,
     sampling: SamplingConfig,
     progress=None,
-) -> list[list[str]]:
-    """``num_samples`` completions for each prompt, as ``[prompt][sample]`` strings (special tokens removed).
+) -> list[list[list[int]]]:
+    """Token ids of ``num_samples`` completions per prompt, ``[prompt][sample]``, cut after the first EOS/pad.
 
     Prompts are repeated and generated in batches of ``sampling.batch_size`` sequences; ``progress``, if given,
     is called with the number of sequences finished after each batch.
@@ -78,7 +78,8 @@ def sample_completions(
     texts = [prompt_text(tokenizer, p) for p in prompts]
     flat = [t for t in texts for _ in range(num_samples)]
     tokenizer.padding_side = "left"
-    outputs: list[str] = []
+    stop_ids = {tokenizer.pad_token_id, tokenizer.eos_token_id} - {None}
+    outputs: list[list[int]] = []
     greedy = sampling.temperature == 0
     for start in range(0, len(flat), sampling.batch_size):
         batch = tokenizer(flat[start : start + sampling.batch_size], return_tensors="pt", padding=True,
@@ -89,8 +90,22 @@ def sample_completions(
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
         with autocast_context(device, sampling.bf16):
             generated = model.generate(**batch, **kwargs)
-        new_tokens = generated[:, batch["input_ids"].shape[1] :]
-        outputs.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        for row in generated[:, batch["input_ids"].shape[1] :].tolist():
+            cut = next((i for i, token in enumerate(row) if token in stop_ids), len(row))
+            outputs.append(row[: cut + 1] if cut < len(row) and row[cut] == tokenizer.eos_token_id else row[:cut])
         if progress is not None:
-            progress(len(new_tokens))
+            progress(len(generated))
     return [outputs[i * num_samples : (i + 1) * num_samples] for i in range(len(prompts))]
+
+
+def sample_completions(
+    model,
+    tokenizer,
+    prompts: Sequence[str | list[dict[str, Any]]],
+    num_samples: int,
+    sampling: SamplingConfig,
+    progress=None,
+) -> list[list[str]]:
+    """``num_samples`` completions for each prompt, as ``[prompt][sample]`` strings (special tokens removed)."""
+    ids = sample_completion_ids(model, tokenizer, prompts, num_samples, sampling, progress)
+    return [[tokenizer.decode(c, skip_special_tokens=True) for c in per_prompt] for per_prompt in ids]

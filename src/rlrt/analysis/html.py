@@ -1,0 +1,96 @@
+"""The self-contained inspector page: data embedded as JSON, rendered by a small script, no network assets."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;max-width:1100px;color:#222}
+h1{font-size:20px} h2{font-size:16px;margin-top:28px;border-top:1px solid #ddd;padding-top:12px}
+.legend span{padding:2px 6px;margin-right:8px;border-radius:3px}
+.rollout{margin:12px 0;padding:8px 10px;border:1px solid #e3e3e3;border-radius:6px}
+.meta{font-size:12px;color:#555;margin-bottom:6px}
+.ok{color:#1a7f37;font-weight:600} .bad{color:#b42318;font-weight:600}
+.tokens{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px;line-height:1.9;white-space:pre-wrap}
+.tok{border-radius:2px;padding:1px 0}
+.tok.critical{outline:2px solid #6f42c1;outline-offset:1px}
+.tok.critical::after{content:"\\2605";color:#6f42c1;font-size:9px;vertical-align:super}
+table.alts{border-collapse:collapse;font-size:12px;margin-top:6px} table.alts td,table.alts th{border:1px solid #ddd;padding:2px 6px}
+"""
+
+_SCRIPT = """
+const data = JSON.parse(document.getElementById('rlrt-data').textContent);
+const fmt = (x, n=3) => (x === null || x === undefined) ? 'n/a' : Number(x).toFixed(n);
+function colour(d){ if(d===null) return 'transparent'; const a=Math.min(Math.abs(d)/3,1)*0.75;
+  return d>0 ? `rgba(220,50,47,${a})` : `rgba(38,139,210,${a})`; }
+const root = document.getElementById('problems');
+data.problems.forEach((problem, p) => {
+  const section = document.createElement('section'); section.className='problem'; section.dataset.index=p;
+  const h = document.createElement('h2');
+  const question = Array.isArray(problem.prompt) ? problem.prompt[problem.prompt.length-1].content : problem.prompt;
+  h.textContent = `Problem ${p+1}: ${question}  (gold: ${problem.answer})`; section.appendChild(h);
+  problem.rollouts.forEach((r, k) => {
+    const box = document.createElement('div'); box.className='rollout'; box.dataset.rollout=k;
+    const meta = document.createElement('div'); meta.className='meta';
+    meta.innerHTML = `<span class="${r.correct?'ok':'bad'}">${r.correct?'correct':'wrong'}</span> &middot; A = ${fmt(r.advantage)} &middot; `
+      + (r.has_teacher ? (r.shaped ? 'reweighted' : 'teacher context, not reweighted (gate or A = 0)') : 'no teacher context');
+    box.appendChild(meta);
+    const line = document.createElement('div'); line.className='tokens';
+    const alts = [];
+    r.tokens.forEach((t, i) => {
+      const span = document.createElement('span'); span.className='tok'+(t.critical?' critical':'');
+      span.textContent = t.text.replace(/\\n/g, '\\u21b5\\n');
+      span.style.background = colour(t.d);
+      span.dataset.d = t.d === null ? '' : String(t.d);
+      span.dataset.m = String(t.multiplier);
+      span.dataset.kl = t.kl === null ? '' : String(t.kl);
+      span.title = `D = ${fmt(t.d)}  multiplier = ${fmt(t.multiplier)}\\nlog P_S = ${fmt(t.logp_student)}  log P_T = ${fmt(t.logp_teacher)}\\nKL(P_S||P_T) = ${fmt(t.kl)}`;
+      line.appendChild(span);
+      if (t.critical) alts.push([i, t]);
+    });
+    box.appendChild(line);
+    if (alts.length) {
+      const table = document.createElement('table'); table.className='alts';
+      table.innerHTML = '<tr><th>position</th><th>token</th><th>KL</th><th>student top</th><th>teacher top</th></tr>';
+      alts.forEach(([i, t]) => {
+        const row = document.createElement('tr');
+        const top = xs => xs.map(([s, q]) => `${JSON.stringify(s)} ${fmt(q, 2)}`).join(', ');
+        [String(i), JSON.stringify(t.text), fmt(t.kl), top(t.top_student), top(t.top_teacher)].forEach(v => {
+          const td = document.createElement('td'); td.textContent = v; row.appendChild(td); });
+        table.appendChild(row);
+      });
+      box.appendChild(table);
+    }
+    section.appendChild(box);
+  });
+  root.appendChild(section);
+});
+document.body.dataset.ready = '1';
+"""
+
+
+def render_inspect_html(payload: dict[str, Any]) -> str:
+    """One HTML file: the payload as JSON plus the script that draws it (works offline, no external assets)."""
+    args = payload.get("arguments", {})
+    data = json.dumps(payload).replace("</", "<\\/")
+    title = html.escape(f"rlrt inspect: {args.get('model', '')} on {args.get('dataset', '')}")
+    settings = html.escape(
+        f"shaping={args.get('shaping')}  lam={args.get('shaping_lambda')}  eps_w={args.get('shaping_eps_w')}  "
+        f"context={args.get('teacher_context')}  samples={args.get('num_samples')}  temperature={args.get('temperature')}"
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_STYLE}</style></head>
+<body>
+<h1>{title}</h1>
+<p class="meta">{settings}</p>
+<p class="legend"><span style="background:rgba(220,50,47,.6)">self-driven: D &gt; 0</span>
+<span style="background:rgba(38,139,210,.6)">teacher-predicted: D &lt; 0</span>
+<span style="outline:2px solid #6f42c1">&#9733; largest KL(P_S || P_T): critical decision points</span>
+Hover a token for D = log P_S &minus; log P_T and its RLRT multiplier.</p>
+<div id="problems"></div>
+<script id="rlrt-data" type="application/json">{data}</script>
+<script>{_SCRIPT}</script>
+</body></html>
+"""

@@ -1,0 +1,135 @@
+"""``rlrt inspect``: which tokens would RLRT reinforce, and why. Samples a group of rollouts per problem,
+verifies them, builds each rollout's teacher context exactly as training does, and scores every token under
+student and teacher. Writes ``inspect.json`` and a self-contained ``inspect.html``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..algorithms import group_advantages, rows_needing_teacher, token_multiplier, token_weights
+from ..algorithms.shaping import get_variant
+from ..config import DEFAULT_TEACHER_TEMPLATE
+from ..teacher import choose_contexts, render_prompt, tokenize_teacher_prompts
+from .asymmetry import token_asymmetry
+from .html import render_inspect_html
+
+
+@dataclass
+class InspectArguments:
+    model: str = "smollm2-135m"
+    dataset: str = "addition:test"
+    limit: int = 2
+    num_samples: int = 8
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    seed: int = 0
+    shaping: str = "rlrt"
+    shaping_lambda: float = 0.5
+    shaping_eps_w: float = 1.0
+    teacher_context: str = "sibling"
+    teacher_prompt_template: str = DEFAULT_TEACHER_TEMPLATE
+    max_teacher_prompt_length: int = 1536
+    top_k: int = 5
+    critical_positions: int = 3
+    output_dir: str = "inspect"
+    trust_remote_code: bool = False
+
+
+@torch.no_grad()
+def response_logits(model, prompt_ids: list[int], completion_ids: list[int]) -> torch.Tensor:
+    """``(T, V)`` logits predicting each completion token after ``prompt_ids``."""
+    ids = torch.tensor([prompt_ids + completion_ids], device=next(model.parameters()).device)
+    logits = model(input_ids=ids, logits_to_keep=len(completion_ids) + 1).logits[0]
+    return logits[:-1].float()
+
+
+def inspect_group(model, tokenizer, prompt, answer, solution, completion_ids: list[list[int]],
+                  args: InspectArguments, verifier) -> dict[str, Any]:
+    """Everything the page shows for one problem's group of rollouts."""
+    from ..rewards.math import extract_final_answer
+
+    texts = [tokenizer.decode(c, skip_special_tokens=True) for c in completion_ids]
+    verdicts = [verifier.verify(str(answer), extract_final_answer(t)) for t in texts]
+    correct = [bool(v) for v in verdicts]
+    group = len(texts)
+    advantages = group_advantages(torch.tensor([float(c) for c in correct]), group)
+    contexts = choose_contexts(range(group), group, correct, texts, args.teacher_context,
+                               references=[solution] * group, answers=[answer] * group, seed=args.seed, step=0)
+    has_context = torch.tensor([c is not None for c in contexts])
+    applies = rows_needing_teacher(advantages, torch.tensor(correct), has_context, args.shaping)
+    direction = get_variant(args.shaping).direction
+    student_prompt = render_prompt(tokenizer, prompt)
+    rollouts = []
+    for k, (ids, text) in enumerate(zip(completion_ids, texts)):
+        rollout = {"text": text, "correct": correct[k], "advantage": float(advantages[k]), "context": contexts[k],
+                   "has_teacher": contexts[k] is not None, "shaped": bool(applies[k]), "tokens": []}
+        if not ids:
+            rollouts.append(rollout)
+            continue
+        student_logits = response_logits(model, student_prompt, ids)
+        if contexts[k] is None:
+            teacher_logits = student_logits
+        else:
+            teacher_prompt = tokenize_teacher_prompts(tokenizer, [prompt], [contexts[k]], args.teacher_prompt_template,
+                                                      args.max_teacher_prompt_length)[0]
+            teacher_logits = response_logits(model, teacher_prompt, ids)
+        stats = token_asymmetry(student_logits, teacher_logits, torch.tensor(ids), args.top_k)
+        weights = token_weights(stats["log_ratio"].unsqueeze(0), advantages[k : k + 1], direction or 1)[0]
+        multiplier = token_multiplier(weights, args.shaping_lambda, args.shaping_eps_w)
+        if not applies[k]:
+            multiplier = torch.ones_like(multiplier)
+        critical = set()
+        if contexts[k] is not None:
+            critical = set(stats["kl"].topk(min(args.critical_positions, len(ids))).indices.tolist())
+        for t, token_id in enumerate(ids):
+            token = {
+                "id": token_id,
+                "text": tokenizer.decode([token_id]),
+                "logp_student": float(stats["logp_student"][t]),
+                "logp_teacher": float(stats["logp_teacher"][t]) if contexts[k] is not None else None,
+                "d": float(stats["log_ratio"][t]) if contexts[k] is not None else None,
+                "kl": float(stats["kl"][t]) if contexts[k] is not None else None,
+                "multiplier": float(multiplier[t]),
+                "critical": t in critical,
+            }
+            if t in critical:
+                token["top_student"] = [[tokenizer.decode([int(i)]), float(p)] for i, p in
+                                        zip(stats["top_student_ids"][t], stats["top_student_probs"][t])]
+                token["top_teacher"] = [[tokenizer.decode([int(i)]), float(p)] for i, p in
+                                        zip(stats["top_teacher_ids"][t], stats["top_teacher_probs"][t])]
+            rollout["tokens"].append(token)
+        rollouts.append(rollout)
+    return {"prompt": prompt, "answer": str(answer), "rollouts": rollouts}
+
+
+def run_inspect(args: InspectArguments) -> tuple[Path, Path]:
+    """Sample, verify, score and write ``inspect.json`` + ``inspect.html`` into ``args.output_dir``."""
+    from ..data.registry import load_task
+    from ..evaluation.sampling import SamplingConfig, sample_completion_ids
+    from ..models import load_model, load_tokenizer, resolve_model
+    from ..rewards.math import MathVerifier
+    from ..run import split_spec
+
+    get_variant(args.shaping)
+    path = resolve_model(args.model)
+    model, tokenizer = load_model(path, args.trust_remote_code), load_tokenizer(path, args.trust_remote_code)
+    name, split = split_spec(args.dataset)
+    dataset = load_task(name, split=split, limit=args.limit)
+    sampling = SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
+                              batch_size=max(args.num_samples, 8))
+    ids = sample_completion_ids(model, tokenizer, dataset["prompt"], args.num_samples, sampling)
+    verifier = MathVerifier()
+    problems = [inspect_group(model, tokenizer, row["prompt"], row["answer"], row.get("solution") or "", ids[i], args,
+                              verifier) for i, row in enumerate(dataset)]
+    payload = {"arguments": asdict(args), "model_path": str(path), "problems": problems}
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out / "inspect.json", out / "inspect.html"
+    json_path.write_text(json.dumps(payload, indent=1))
+    html_path.write_text(render_inspect_html(payload))
+    return json_path, html_path

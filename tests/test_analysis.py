@@ -1,0 +1,163 @@
+"""The asymmetry inspector and run reports: numbers by hand, files, and the page in a real browser."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+import torch
+
+from rlrt.analysis import candidate_shift, token_asymmetry
+from rlrt.analysis.inspect_run import InspectArguments, run_inspect
+from rlrt.analysis.report import ReportArguments, run_report
+
+
+def test_token_asymmetry_by_hand():
+    student = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]))
+    teacher = torch.log(torch.tensor([[0.25, 0.5, 0.25], [0.1, 0.1, 0.8]]))
+    out = token_asymmetry(student, teacher, torch.tensor([0, 2]), top_k=2)
+    torch.testing.assert_close(out["log_ratio"], torch.tensor([math.log(2), 0.0]))
+    kl0 = 0.5 * math.log(2) + 0.25 * math.log(0.5)
+    torch.testing.assert_close(out["kl"], torch.tensor([kl0, 0.0]), atol=1e-6, rtol=1e-5)
+    assert out["top_student_ids"].tolist() == [[0, 1], [2, 0]] or out["top_student_ids"][0, 0] == 0
+    torch.testing.assert_close(out["top_teacher_probs"][0], torch.tensor([0.5, 0.25]))
+
+
+def test_candidate_shift_by_hand():
+    base = torch.log(torch.tensor([[[0.9, 0.0995, 0.0005], [0.5, 0.4995, 0.0005]]]))
+    trained = torch.log(torch.tensor([[[0.1, 0.1, 0.8], [0.6, 0.3, 0.1]]]))
+    assert candidate_shift(base, trained, torch.ones(1, 2)) == (1, 2)
+    assert candidate_shift(base, trained, torch.tensor([[0, 1]])) == (0, 1)
+
+
+class _Spans(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tokens = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "span" and "tok" in (attrs.get("class") or "").split():
+            self.tokens.append(attrs)
+
+
+@pytest.fixture(scope="module")
+def inspected(tmp_path_factory, tiny_model_dir):
+    out = tmp_path_factory.mktemp("inspect")
+    args = InspectArguments(model=str(tiny_model_dir), dataset="addition:test", limit=1, num_samples=4,
+                            max_new_tokens=6, teacher_context="answer", shaping="rlrt_all", output_dir=str(out))
+    json_path, html_path = run_inspect(args)
+    return json.loads(json_path.read_text()), html_path
+
+
+def test_inspect_json_numbers(inspected):
+    payload, _ = inspected
+    rollouts = payload["problems"][0]["rollouts"]
+    assert len(rollouts) == 4
+    for rollout in rollouts:
+        assert rollout["has_teacher"]  # the gold answer is always available as context
+        assert 0 < len(rollout["tokens"]) <= 6
+        assert sum(t["critical"] for t in rollout["tokens"]) == min(3, len(rollout["tokens"]))
+        for token in rollout["tokens"]:
+            assert token["d"] == pytest.approx(token["logp_student"] - token["logp_teacher"], abs=1e-5)
+            assert token["kl"] >= 0
+            if not rollout["shaped"]:
+                assert token["multiplier"] == 1.0
+            if token["critical"]:
+                assert len(token["top_student"]) == 5 and len(token["top_teacher"]) == 5
+
+
+def test_inspect_html_is_self_contained(inspected):
+    _, html_path = inspected
+    page = html_path.read_text()
+    assert "http://" not in page and "https://" not in page and "<script src" not in page
+    assert 'id="rlrt-data"' in page
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, timeout=900)
+        path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("Chromium is not installed and `apt-get install chromium` is not possible on this machine")
+    return path
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_inspect_page_in_a_real_browser(inspected, chromium, tmp_path):
+    payload, html_path = inspected
+    result = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                             "--virtual-time-budget=5000", "--dump-dom", html_path.resolve().as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    dom = result.stdout
+    assert 'data-ready="1"' in dom, result.stderr[-2000:]
+    parser = _Spans()
+    parser.feed(dom)
+    tokens = [t for r in payload["problems"][0]["rollouts"] for t in r["tokens"]]
+    assert len(parser.tokens) == len(tokens) > 0
+    for span, token in zip(parser.tokens, tokens):
+        assert float(span["data-d"]) == pytest.approx(token["d"], abs=1e-9)
+        assert float(span["data-m"]) == pytest.approx(token["multiplier"], abs=1e-9)
+        assert ("critical" in span["class"]) == token["critical"]
+    assert "Problem 1" in dom
+
+
+def _fake_run(path, shaping, rewards, heldout, entropy=1.0):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"train": {"model": "smollm2-135m"}, "rlrt": {"shaping": shaping}}))
+    (path / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": i + 1, "loss": 0.0, "reward": r, "entropy": entropy, "completions/mean_length": 20.0,
+                    "rlrt/weight_mean": 1.0 + 0.01 * i}) + "\n" for i, r in enumerate(rewards)))
+    (path / "heldout.jsonl").write_text("".join(
+        json.dumps({"step": s, "problems": 8, "avg@2": a, "pass@1": a, "pass@2": min(1.0, a + 0.1)}) + "\n"
+        for s, a in heldout))
+
+
+def test_report_numbers_and_plots(tmp_path):
+    _fake_run(tmp_path / "g1", "grpo", [0.2, 0.3], [(0, 0.25), (2, 0.5)])
+    _fake_run(tmp_path / "g2", "grpo", [0.2, 0.5], [(0, 0.25), (2, 0.7)])
+    _fake_run(tmp_path / "r1", "rlrt", [0.4, 0.6], [(0, 0.25), (2, 0.75)], entropy=2.0)
+    paths = run_report(ReportArguments(runs=[str(tmp_path / n) for n in ("g1", "g2", "r1")],
+                                       output_dir=str(tmp_path / "out"), skip_shift=True))
+    summary = json.loads(paths["summary"].read_text())
+    groups = {g["label"]: g for g in summary["groups"]}
+    assert groups["grpo"]["runs"] == 2 and groups["grpo"]["heldout_last"] == [0.5, 0.7]
+    assert groups["rlrt"]["reward_last5"] == [0.5] and groups["rlrt"]["entropy_last5"] == [2.0]
+    report = paths["report"].read_text()
+    assert "| grpo | 2 | 2 | 25.0 ± 0.0 | 60.0 ± 14.1 |" in report
+    assert "| rlrt | 1 | 2 | 25.0 | 75.0 |" in report
+    for name in ("overview.png", "reward.png", "heldout.png", "entropy.png", "rlrt_weight_mean.png"):
+        data = (tmp_path / "out" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+    with pytest.raises(ValueError, match="one label per run"):
+        run_report(ReportArguments(runs=[str(tmp_path / "g1")], labels=["a", "b"], skip_shift=True,
+                                   output_dir=str(tmp_path / "o2")))
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        run_report(ReportArguments(runs=[str(tmp_path)], skip_shift=True, output_dir=str(tmp_path / "o3")))
+
+
+def test_candidate_shift_on_a_trained_run(tmp_path, tiny_model_dir):
+    from rlrt.cli import main
+
+    run = tmp_path / "run"
+    reward = tmp_path / "r.py"
+    reward.write_text("def parity(completions, **kw):\n    return [float(len(c[0]['content']) % 2 == 0) for c in completions]\n")
+    assert main(["train", "--model", str(tiny_model_dir), "--max_steps", "2", "--output_dir", str(run),
+                 "--reward_funcs", f"{reward}:parity", "--learning_rate", "0.05", "--per_device_train_batch_size", "8",
+                 "--num_generations", "4", "--max_completion_length", "8", "--eval_limit", "4", "--bf16", "false",
+                 "--disable_tqdm", "true"]) == 0
+    paths = run_report(ReportArguments(runs=[str(run)], output_dir=str(tmp_path / "out"), shift_contexts=4,
+                                       shift_max_new_tokens=8, shift_threshold=1.0))
+    shift = json.loads(paths["summary"].read_text())["candidate_shift"][str(run)]
+    # Threshold 1.0: every counted position qualifies, so the count is exactly the number of positions.
+    assert shift["positions"] > 0 and shift["promoted"] == shift["positions"] and shift["rate"] == 1.0
