@@ -15,7 +15,7 @@ h1{font-size:20px} h2{font-size:16px;margin-top:28px;border-top:1px solid #ddd;p
 .ok{color:#1a7f37;font-weight:600} .bad{color:#b42318;font-weight:600}
 .tokens{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px;line-height:1.9;white-space:pre-wrap}
 .tok{border-radius:2px;padding:1px 0}
-.tok.critical{outline:2px solid #6f42c1;outline-offset:1px}
+.tok.critical{outline:2px solid #6f42c1;outline-offset:1px;margin-right:8px}
 .tok.critical::after{content:"\\2605";color:#6f42c1;font-size:9px;vertical-align:super}
 table.alts{border-collapse:collapse;font-size:12px;margin-top:6px} table.alts td,table.alts th{border:1px solid #ddd;padding:2px 6px}
 """

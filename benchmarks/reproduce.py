@@ -1,0 +1,130 @@
+"""Reproduce the paper's comparison at small scale: grpo, rlrt, rlrt_all, teacher_up and rlsd on the embedded
+SmolLM2-135M and the built-in addition task, several seeds, identical settings, held-out avg@k/pass@k at
+regular intervals, then `rlrt report` (plots, table, candidate-set shift).
+
+    python benchmarks/reproduce.py                    # the full experiment (about 6 CPU-hours on 2 cores)
+    python benchmarks/reproduce.py --quick            # minutes: 1 seed, 2 steps, the same pipeline
+    python benchmarks/reproduce.py --report-only      # rebuild the report from what has finished
+
+Every run is a `rlrt train` subprocess with its own folder under --out; rerunning the command skips finished
+runs and resumes unfinished ones from their last complete checkpoint, so it can be stopped at any time.
+Sizing (measured on the 2-core machine, benchmarks/results/step_time.json): about 18 s per step with 16
+rollouts of at most 48 tokens, so 60 steps, 5 held-out evaluations of 32 problems x 4 samples, 15 runs ~ 6 h.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VARIANTS = ("grpo", "rlrt", "rlrt_all", "teacher_up", "rlsd")
+
+FULL = dict(seeds=[0, 1, 2], steps=60, eval_every=15, eval_limit=32, eval_samples=4, batch=16, generations=8,
+            completion=48, learning_rate=5e-6)
+QUICK = dict(seeds=[0], steps=2, eval_every=2, eval_limit=4, eval_samples=2, batch=8, generations=4,
+             completion=24, learning_rate=5e-6)
+
+
+def run_command(out: Path, variant: str, seed: int, s: dict, model: str) -> list[str]:
+    run_dir = out / f"{variant}-s{seed}"
+    return [
+        sys.executable, "-m", "rlrt", "train", "--model", model, "--dataset", "addition", "--eval_dataset",
+        "addition:test", "--shaping", variant, "--seed", str(seed), "--max_steps", str(s["steps"]),
+        "--eval_every", str(s["eval_every"]), "--eval_limit", str(s["eval_limit"]), "--eval_samples",
+        str(s["eval_samples"]), "--per_device_train_batch_size", str(s["batch"]), "--num_generations",
+        str(s["generations"]), "--max_completion_length", str(s["completion"]), "--learning_rate",
+        str(s["learning_rate"]), "--lr_scheduler_type", "constant", "--save_strategy", "steps", "--save_steps",
+        str(s["eval_every"]), "--save_total_limit", "1", "--output_dir", str(run_dir), "--disable_tqdm", "true",
+    ]
+
+
+def finished(run_dir: Path, steps: int) -> bool:
+    summary = run_dir / "summary.json"
+    return summary.is_file() and json.loads(summary.read_text()).get("steps", 0) >= steps
+
+
+def results_table(out: Path, runs: list[Path]) -> str:
+    """Final held-out avg@k and pass@k per variant: mean ± std over seeds, plus the per-seed values."""
+    rows = ["| variant | seeds | held-out start | held-out end | pass@k end | per seed (end) |", "|---|---|---|---|---|---|"]
+    for variant in VARIANTS:
+        mine = [r for r in runs if r.name.rsplit("-s", 1)[0] == variant]
+        start, end, passk, key, pkey = [], [], [], None, None
+        for run in mine:
+            heldout = [json.loads(line) for line in (run / "heldout.jsonl").read_text().splitlines() if line.strip()]
+            key = next(k for k in heldout[0] if k.startswith("avg@"))
+            pkey = max((k for k in heldout[0] if k.startswith("pass@")), key=lambda k: int(k.split("@")[1]))
+            start.append(heldout[0][key])
+            end.append(heldout[-1][key])
+            passk.append(heldout[-1][pkey])
+        if not mine:
+            continue
+        fmt = lambda v: f"{100 * statistics.fmean(v):.1f} ± {100 * statistics.stdev(v):.1f}" if len(v) > 1 else f"{100 * v[0]:.1f}"  # noqa: E731
+        rows.append(f"| {variant} | {len(mine)} | {fmt(start)} | {fmt(end)} | {fmt(passk)} | "
+                    + ", ".join(f"{100 * v:.1f}" for v in end) + " |")
+    header = f"Held-out {key} and {pkey} in % (mean ± std over seeds).\n\n" if key else ""
+    return header + "\n".join(rows) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="repro_runs")
+    parser.add_argument("--quick", action="store_true", help="1 seed, 2 steps: checks the pipeline in minutes")
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--keep-checkpoints", action="store_true", help="keep checkpoint-* of finished runs")
+    parser.add_argument("--skip-shift", action="store_true", help="no candidate-set shift in the report")
+    args = parser.parse_args(argv)
+    settings = dict(QUICK if args.quick else FULL)
+    if args.seeds is not None:
+        settings["seeds"] = args.seeds
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "settings.json").write_text(json.dumps({**settings, "variants": args.variants, "model": args.model}, indent=2))
+
+    plan = [(v, s) for s in settings["seeds"] for v in args.variants]
+    if not args.report_only:
+        for index, (variant, seed) in enumerate(plan, 1):
+            run_dir = out / f"{variant}-s{seed}"
+            if finished(run_dir, settings["steps"]):
+                print(f"[{index}/{len(plan)}] {run_dir.name}: finished, skipped", flush=True)
+                continue
+            print(f"[{index}/{len(plan)}] {run_dir.name}: training ({settings['steps']} steps)", flush=True)
+            started = time.time()
+            env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
+            result = subprocess.run(run_command(out, variant, seed, settings, args.model), env=env)
+            if result.returncode != 0:
+                print(f"{run_dir.name} stopped with exit code {result.returncode}; rerun to resume", file=sys.stderr)
+                return result.returncode
+            if not args.keep_checkpoints:
+                for checkpoint in run_dir.glob("checkpoint-*"):
+                    shutil.rmtree(checkpoint, ignore_errors=True)
+            print(f"[{index}/{len(plan)}] {run_dir.name}: done in {time.time() - started:.0f} s", flush=True)
+
+    done = [out / f"{v}-s{s}" for v, s in plan if finished(out / f"{v}-s{s}", settings["steps"])]
+    if not done:
+        print("no finished runs yet", file=sys.stderr)
+        return 1
+    from rlrt.analysis.report import ReportArguments, run_report
+
+    paths = run_report(ReportArguments(runs=[str(r) for r in done], output_dir=str(out / "report"),
+                                       skip_shift=args.skip_shift, shift_contexts=16 if not args.quick else 4,
+                                       shift_max_new_tokens=settings["completion"]))
+    table = results_table(out, done)
+    (out / "results.md").write_text(f"# Reproduction results ({len(done)}/{len(plan)} runs finished)\n\n{table}\n"
+                                    + paths["report"].read_text().split("\n", 2)[-1])
+    print(table)
+    print(f"results: {out / 'results.md'}  report: {paths['report']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The reproduction pipeline end to end, in its quick form (no claim about which variant wins)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_reproduction_produces_the_table_and_resumes(tmp_path, tiny_model_dir, capsys):
+    reproduce = load_script()
+    out = tmp_path / "repro"
+    args = ["--quick", "--out", str(out), "--model", str(tiny_model_dir), "--skip-shift"]
+    assert reproduce.main(args) == 0
+    results = (out / "results.md").read_text()
+    assert "(5/5 runs finished)" in results
+    for variant in reproduce.VARIANTS:
+        assert f"| {variant} | 1 |" in results
+        run = out / f"{variant}-s0"
+        assert json.loads((run / "summary.json").read_text())["steps"] == 2
+        assert json.loads((run / "config.json").read_text())["rlrt"]["shaping"] == variant
+        assert not list(run.glob("checkpoint-*"))  # removed once a run is finished
+    assert (out / "report" / "overview.png").is_file() and (out / "report" / "report.md").is_file()
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["steps"] == 2 and settings["seeds"] == [0]
+
+    capsys.readouterr()
+    assert reproduce.main(args) == 0  # everything finished: nothing is trained again
+    assert capsys.readouterr().out.count("finished, skipped") == 5
+
+
+def test_sizing_of_the_full_experiment():
+    reproduce = load_script()
+    full = reproduce.FULL
+    assert len(full["seeds"]) >= 3 and full["steps"] >= 40
+    assert full["batch"] % full["generations"] == 0
