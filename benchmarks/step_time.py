@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     results = {s: measure(s, args.steps, overrides) for s in args.shapings}
     if "grpo" in results:
         base = results["grpo"]["step_total"]
-        for name, r in results.items():
+        for r in results.values():
             r["ratio_to_grpo"] = round(r["step_total"] / base, 3)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -190,3 +190,15 @@ def test_unknown_correctness_reward(tmp_path, tiny_model_dir, tokenizer, dataset
         RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward],
                     args=make_config(tmp_path, correctness_reward="accuracy"),
                     train_dataset=dataset, processing_class=tokenizer)
+
+
+def test_sharded_ranks_make_the_same_number_of_teacher_forwards(tmp_path, tiny_model_dir, tokenizer, dataset):
+    """Under ZeRO-3/FSDP a rank with fewer teacher rows pads with dummy forwards (each forward is a collective)."""
+    trainer = RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward], args=make_config(tmp_path),
+                          train_dataset=dataset, processing_class=tokenizer)
+    calls = []
+    real = trainer._teacher_logps_fn
+    trainer._teacher_logps_fn = lambda *a: calls.append(a[0].shape) or real(*a)
+    trainer.accelerator.reduce = lambda tensor, reduction: tensor + 2 if reduction == "max" else tensor
+    trainer._match_teacher_forward_count(rows=3, batch_size=2)  # 2 chunks here, 4 on the busiest rank
+    assert calls == [(1, 2), (1, 2)]

@@ -137,9 +137,14 @@ class NonFiniteGuard(TrainerCallback):
 
 
 class GracefulStop(TrainerCallback):
-    """SIGINT/SIGTERM: finish the current optimizer step, save a checkpoint, stop. A second signal stops at once."""
+    """SIGINT/SIGTERM: finish the current optimizer step, save a checkpoint, stop. A second signal stops at once.
 
-    def __init__(self):
+    With several processes the decision is shared at every step end (a signal seen by any rank stops all of them
+    at the same step), so no rank waits forever in a collective.
+    """
+
+    def __init__(self, accelerator=None):
+        self.accelerator = accelerator
         self.received: str | None = None
         self._previous: dict[int, object] = {}
 
@@ -161,7 +166,13 @@ class GracefulStop(TrainerCallback):
                 self._previous[signum] = signal.signal(signum, self._handler)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.received is not None:
+        stop = self.received is not None
+        if self.accelerator is not None and self.accelerator.num_processes > 1:
+            flag = torch.tensor(float(stop), device=self.accelerator.device)
+            stop = self.accelerator.reduce(flag, reduction="sum").item() > 0
+            if stop and self.received is None:
+                self.received = "SIGTERM (another rank)"
+        if stop:
             control.should_save = True
             control.should_training_stop = True
 

@@ -204,7 +204,10 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     else:
         trainer.remove_callback(ProgressCallback)
         trainer.add_callback(LiveLineCallback)
-    if train_args.eval_dataset and train_args.eval_dataset.lower() != "none":
+    if trainer.shards_parameters and train_args.eval_dataset and train_args.eval_dataset.lower() != "none":
+        print("held-out evaluation during training is off under ZeRO-3/FSDP (generation on one rank would wait "
+              "on the others); evaluate checkpoints with `rlrt eval` instead.", flush=True)
+    elif train_args.eval_dataset and train_args.eval_dataset.lower() != "none":
         eval_name, eval_split = split_spec(train_args.eval_dataset)
         eval_set = load_task(eval_name, split=eval_split, limit=train_args.eval_limit, seed=config.seed)
         sampling = SamplingConfig(max_new_tokens=config.max_completion_length, temperature=config.temperature,

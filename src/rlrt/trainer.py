@@ -37,7 +37,6 @@ from .teacher import (
     tokenize_teacher_prompts,
 )
 
-TEACHER_FIELDS = ("teacher_logps", "has_teacher", "correct")
 RLRT_STATE_FILE = "rlrt_state.pt"
 
 
@@ -73,7 +72,7 @@ class RLRTTrainer(GRPOTrainer):
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, **kwargs)
         self.nonfinite_guard = NonFiniteGuard(self, args.max_nonfinite_steps)
         self.add_callback(self.nonfinite_guard)
-        self.graceful_stop = GracefulStop() if args.checkpoint_on_signal else None
+        self.graceful_stop = GracefulStop(self.accelerator) if args.checkpoint_on_signal else None
         if self.graceful_stop is not None:
             self.add_callback(self.graceful_stop)
         self.variant = args.variant
@@ -100,12 +99,17 @@ class RLRTTrainer(GRPOTrainer):
             )
         return self.reward_func_names.index(name)
 
+    @property
+    def shards_parameters(self) -> bool:
+        """ZeRO-3 or FSDP: every forward pass is a collective that all ranks must join."""
+        zero3 = self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3
+        return bool(zero3 or self.is_fsdp_enabled)
+
     def _check_teacher_weights_supported(self) -> None:
         """frozen/EMA swap whole parameters, which ZeRO-3 and FSDP shard: refuse early (LoRA+frozen is fine)."""
         if self.args.teacher_weights == "live" or (self.args.teacher_weights == "frozen" and self.is_peft_model):
             return
-        zero3 = self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3
-        if zero3 or self.is_fsdp_enabled:
+        if self.shards_parameters:
             raise ValueError(
                 f"teacher_weights={self.args.teacher_weights!r} keeps and swaps full parameters, which ZeRO-3/FSDP "
                 "shard. Use teacher_weights='live', or train LoRA adapters with teacher_weights='frozen'."
@@ -187,6 +191,8 @@ class RLRTTrainer(GRPOTrainer):
                 self._tokenizer.pad_token_id,
                 args.teacher_batch_size or args.per_device_train_batch_size,
             )
+        if self.shards_parameters:
+            self._match_teacher_forward_count(int(need.sum()), args.teacher_batch_size or args.per_device_train_batch_size)
         seconds = time.perf_counter() - started
 
         counts = torch.tensor(
@@ -198,6 +204,17 @@ class RLRTTrainer(GRPOTrainer):
         metrics["rlrt/teacher_rows_frac"].append((totals[1] / totals[2]).item())
         metrics["rlrt/teacher_seconds"].append((totals[3] / self.accelerator.num_processes).item())
         return {"teacher_logps": teacher_logps, "has_teacher": need, "correct": correct}
+
+    def _match_teacher_forward_count(self, rows: int, batch_size: int) -> None:
+        """Under ZeRO-3/FSDP, run 1-row dummy forwards so every rank makes as many teacher forwards as the busiest."""
+        chunks = torch.tensor(float(math.ceil(rows / batch_size)), device=self.accelerator.device)
+        most = int(self.accelerator.reduce(chunks, reduction="max").item())
+        if most > chunks.item():
+            pad = self._tokenizer.pad_token_id
+            dummy = torch.full((1, 2), pad, dtype=torch.long, device=self.accelerator.device)
+            with self.teacher_weights.apply(self.accelerator.unwrap_model(self.model)):
+                for _ in range(most - int(chunks.item())):
+                    self._teacher_logps_fn(dummy, torch.ones_like(dummy), 1, 1)
 
     def _teacher_logps_fn(self, input_ids, attention_mask, logits_to_keep, batch_size):
         logps, _, _ = self._get_per_token_logps_and_entropies(
