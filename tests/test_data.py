@@ -90,3 +90,11 @@ def test_load_task_dispatch(tmp_path):
     assert train["question"] != test["question"]
     with pytest.raises(ValueError, match="Unknown dataset"):
         load_task("nonexistent-dataset")
+
+
+def test_load_task_options_and_prompt_format():
+    ds = load_task("rg:chain_sum", limit=3, min_terms=2, max_terms=2, instruction="", system_prompt="Be brief.")
+    assert ds[0]["prompt"][0] == {"role": "system", "content": "Be brief."}
+    assert ds[0]["prompt"][-1]["content"].endswith("=")  # no instruction suffix
+    plain = load_task("rg:basic_arithmetic", limit=2, chat=False)
+    assert isinstance(plain[0]["prompt"], str) and plain[0]["prompt"].endswith(DEFAULT_INSTRUCTION)

@@ -32,6 +32,12 @@ class TrainArguments:
                   "path; append ':train' or ':test' for a split."},
     )
     dataset_limit: int | None = field(default=None, metadata={"help": "Use at most this many training problems."})
+    dataset_options: str | None = field(
+        default=None,
+        metadata={"help": "JSON options for the dataset: reasoning-gym parameters ({\"min_terms\": 2}), column "
+                  "mapping of a local file ({\"question_column\": \"problem\"}), and the prompt format "
+                  "(instruction, system_prompt, chat)."},
+    )
     eval_dataset: str | None = field(
         default="addition:test", metadata={"help": "Held-out set for avg@k/pass@k during training; 'none' disables."}
     )
@@ -173,7 +179,10 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     model_path = resolve_model(train_args.model)
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
     name, split = split_spec(train_args.dataset)
-    train_dataset = load_task(name, split=split, limit=train_args.dataset_limit, seed=config.seed)
+    options = json.loads(train_args.dataset_options) if train_args.dataset_options else {}
+    if not isinstance(options, dict):
+        raise ValueError(f"--dataset_options must be a JSON object, got {train_args.dataset_options!r}.")
+    train_dataset = load_task(name, split=split, limit=train_args.dataset_limit, seed=config.seed, **options)
     if isinstance(train_dataset[0]["prompt"], list) and not tokenizer.chat_template:
         raise ValueError(
             f"The tokenizer of {model_path} has no chat template but the dataset's prompts are chat messages. "

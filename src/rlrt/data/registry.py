@@ -7,6 +7,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from .formatting import PromptFormat
 from .loaders import HUB_PRESETS, LOCAL_FORMATS, load_hub, load_local, load_reasoning_gym
 from .tasks import DEFAULT_TASK, addition_task
 
@@ -19,17 +20,22 @@ def load_task(spec: str, split: str = "train", limit: int | None = None, seed: i
       different seed, ``seed + 1_000_003``, so the two splits are separate);
     * a hub preset name (needs network): one of ``HUB_PRESETS``;
     * a path to a ``.jsonl``/``.json``/``.parquet``/``.csv`` file (``options`` may map columns).
+
+    ``instruction``, ``system_prompt`` and ``chat`` in ``options`` set the ``PromptFormat`` (not for the built-in
+    task, whose format is fixed).
     """
+    format_keys = {k: options.pop(k) for k in ("instruction", "system_prompt", "chat") if k in options}
+    fmt = PromptFormat(**format_keys) if format_keys else None
     if spec in (DEFAULT_TASK, "default"):
         return addition_task(split, limit=limit, seed=seed)
     if spec.startswith("rg:"):
         size = options.pop("size", limit or 256)
         split_seed = seed if split == "train" else seed + 1_000_003
-        return load_reasoning_gym(spec[3:], size=size, seed=split_seed, **options)
+        return load_reasoning_gym(spec[3:], size=size, seed=split_seed, fmt=fmt, **options)
     if spec in HUB_PRESETS:
-        return load_hub(spec, limit=limit)
+        return load_hub(spec, limit=limit, fmt=fmt)
     if Path(spec).suffix.lower() in LOCAL_FORMATS or Path(spec).exists():
-        return load_local(spec, limit=limit, **options)
+        return load_local(spec, limit=limit, fmt=fmt, **options)
     raise ValueError(
         f"Unknown dataset {spec!r}. Use 'addition' (built-in), 'rg:<reasoning-gym task>' (e.g. rg:chain_sum), "
         f"a hub preset {sorted(HUB_PRESETS)}, or a path to a .jsonl/.parquet/.csv file."
