@@ -167,6 +167,8 @@ def config_record(train_args: TrainArguments, config: RLRTConfig) -> dict[str, A
 
 def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     """Train, evaluate and write the run folder; returns its path."""
+    from accelerate import PartialState
+
     from .callbacks import HeldOutEvalCallback, LinePrinterCallback, LiveLineCallback, MetricsFileCallback
     from .data.registry import load_task
     from .evaluation.sampling import SamplingConfig
@@ -183,11 +185,6 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     if not isinstance(options, dict):
         raise ValueError(f"--dataset_options must be a JSON object, got {train_args.dataset_options!r}.")
     train_dataset = load_task(name, split=split, limit=train_args.dataset_limit, seed=config.seed, **options)
-    if isinstance(train_dataset[0]["prompt"], list) and not tokenizer.chat_template:
-        raise ValueError(
-            f"The tokenizer of {model_path} has no chat template but the dataset's prompts are chat messages. "
-            "Use an instruction-tuned model, set tokenizer.chat_template, or build plain-text prompts (PromptFormat(chat=False))."
-        )
     reward_funcs = load_reward_funcs(train_args.reward_funcs)
     peft_config = None
     if train_args.lora_r > 0:
@@ -197,13 +194,16 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
                                  target_modules=train_args.lora_target_modules, task_type="CAUSAL_LM")
 
     checkpoint = find_resume_checkpoint(train_args, config)
+    main_process = PartialState().is_main_process  # under `accelerate launch` every rank runs this function
     if checkpoint is not None:
         step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
-        print(f"resuming from {checkpoint} (step {step} of {config.max_steps})", flush=True)
-        for log in ("metrics.jsonl", "heldout.jsonl"):
-            truncate_log(run_dir / log, step)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config_record(train_args, config), indent=2))
+        if main_process:
+            print(f"resuming from {checkpoint} (step {step} of {config.max_steps})", flush=True)
+            for log in ("metrics.jsonl", "heldout.jsonl"):
+                truncate_log(run_dir / log, step)
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(config_record(train_args, config), indent=2))
     trainer = RLRTTrainer(model=model_path, reward_funcs=reward_funcs, args=config, train_dataset=train_dataset,
                           processing_class=tokenizer, peft_config=peft_config)
     trainer.add_callback(MetricsFileCallback(run_dir))
@@ -231,8 +231,8 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         raise TrainingInterrupted(trainer.interrupted_by, last_complete_checkpoint(run_dir))
     final_dir = run_dir / "final"
     trainer.save_model(str(final_dir))
-    tokenizer.save_pretrained(final_dir)
     if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(final_dir)
         write_summary(run_dir, trainer.state.log_history, time.time() - started, config)
     return run_dir
 
