@@ -104,8 +104,10 @@ def eval_command(argv: list[str]) -> int:
     (args,) = TrlParser((EvalArguments,), prog="rlrt eval").parse_args_and_config(argv)
     sampling = SamplingConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                               top_k=args.top_k, batch_size=args.batch_size, seed=args.seed, bf16=args.bf16)
-    datasets = {spec: load_task(*split_spec(spec)[:1], split=split_spec(spec)[1], limit=args.limit)
-                for spec in args.dataset}
+    datasets = {}
+    for spec in args.dataset:
+        name, split = split_spec(spec)
+        datasets[spec] = load_task(name, split=split, limit=args.limit)
     verifier = MathVerifier()
     results = []
     for model_name in args.model:
