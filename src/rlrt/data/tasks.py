@@ -2,7 +2,7 @@
 
 Two-number addition, ``a + b`` with ``a, b`` in ``[2, 19]``, asked with a system prompt and one worked example
 so that the small model answers in the ``\\boxed{}`` format. At temperature 1.0 and 48 new tokens the embedded
-model starts at 20-30 % sampled accuracy (``benchmarks/default_task_accuracy.py``: 19.5 % on 32 x 4 training
+model starts at 19.5-28.1 % sampled accuracy (``benchmarks/default_task_accuracy.py``: 19.5 % on 32 x 4 training
 samples; 28.1 % held-out avg@2 at step 0 of the default run): inside the 15-60 % band where GRPO groups mix
 correct and wrong rollouts. All 324 problems are shuffled once with a fixed seed;
 the first ``HELD_OUT_SIZE`` form the held-out split, the rest the training split, so the two never overlap.
