@@ -50,6 +50,19 @@ def finished(run_dir: Path, steps: int) -> bool:
     return summary.is_file() and json.loads(summary.read_text()).get("steps", 0) >= steps
 
 
+def set_aside_unresumable(run_dir: Path, out: Path) -> Path | None:
+    """Move a run stopped before its first complete checkpoint to ``out/abandoned/`` (kept, not deleted), so the
+    run can start over: `rlrt train` refuses to write over logs it cannot resume. Returns the new place."""
+    from rlrt.reliability import last_complete_checkpoint
+
+    if not (run_dir / "metrics.jsonl").is_file() or last_complete_checkpoint(run_dir) is not None:
+        return None
+    target = out / "abandoned" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    run_dir.rename(target)
+    return target
+
+
 def results_table(out: Path, runs: list[Path]) -> str:
     """Final held-out avg@k and pass@k per variant: mean ± std over seeds, plus the per-seed values."""
     rows = ["| variant | seeds | held-out start | held-out end | pass@k end | per seed (end) |", "|---|---|---|---|---|---|"]
@@ -97,6 +110,10 @@ def main(argv=None) -> int:
             if finished(run_dir, settings["steps"]):
                 print(f"[{index}/{len(plan)}] {run_dir.name}: finished, skipped", flush=True)
                 continue
+            moved = set_aside_unresumable(run_dir, out)
+            if moved is not None:
+                print(f"[{index}/{len(plan)}] {run_dir.name}: stopped before its first checkpoint; its logs are "
+                      f"kept in {moved}, starting over", flush=True)
             print(f"[{index}/{len(plan)}] {run_dir.name}: training ({settings['steps']} steps)", flush=True)
             started = time.time()
             env = dict(os.environ, TOKENIZERS_PARALLELISM="false")

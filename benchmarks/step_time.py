@@ -2,8 +2,11 @@
 
     python benchmarks/step_time.py [--steps 3] [--shapings grpo rlrt] [--out benchmarks/results/step_time.json]
 
-Each variant trains the embedded model for ``--steps`` steps with the `rlrt train` defaults, in this one
-process, one after the other; the first step of each is a warm-up and is excluded. Reported per step:
+Each variant trains the embedded model (or ``--model``) for ``--steps`` steps with the `rlrt train` defaults
+(``--batch``/``--generations``/``--completion`` override them), in this one process, one after the other; the
+first step of each is a warm-up and is excluded. ``--reward parity`` replaces the verifier by "even completion
+length is correct", so a random-weight model of a real size still sends about half its rollouts to the teacher.
+Reported per step:
 
 * generation -- TRL's ``_generate`` (sampling the rollouts);
 * rewards -- the reward functions;
@@ -90,18 +93,24 @@ def timed_trainer_class():
     return TimedTrainer
 
 
-def measure(shaping: str, steps: int, overrides: dict) -> dict:
+def parity_reward(prompts, completions, **kwargs):
+    """Timing stand-in for a verifier on a random-weight model: even-length completions count as correct."""
+    return [float(len(c[0]["content"]) % 2 == 0) for c in completions]
+
+
+def measure(shaping: str, steps: int, overrides: dict, model: str | None = None, reward: str = "accuracy") -> dict:
     from rlrt.config import RLRTConfig
     from rlrt.data.registry import load_task
     from rlrt.models import load_tokenizer, resolve_model
     from rlrt.rewards import accuracy_reward
 
-    path = resolve_model(None)
+    path = resolve_model(model)
     tokenizer = load_tokenizer(path)
     values = {**CPU_RUN_DEFAULTS, **overrides, "max_steps": steps, "shaping": shaping, "disable_tqdm": True,
               "output_dir": f"/tmp/rlrt-bench-{shaping}"}
     config = RLRTConfig(**values)
-    trainer = timed_trainer_class()(model=path, reward_funcs=[accuracy_reward], args=config,
+    reward_func = parity_reward if reward == "parity" else accuracy_reward
+    trainer = timed_trainer_class()(model=path, reward_funcs=[reward_func], args=config,
                                     train_dataset=load_task("addition", seed=0), processing_class=tokenizer)
     trainer.train()
     measured = trainer.timings[1:] or trainer.timings
@@ -115,17 +124,30 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--shapings", nargs="+", default=["grpo", "rlrt"])
     parser.add_argument("--bf16", choices=["auto", "on", "off"], default="auto")
+    parser.add_argument("--model", default=None, help="Model folder; default: the embedded SmolLM2-135M.")
+    parser.add_argument("--reward", choices=["accuracy", "parity"], default="accuracy")
+    parser.add_argument("--batch", type=int, default=None, help="per_device_train_batch_size (completions).")
+    parser.add_argument("--generations", type=int, default=None, help="num_generations (G).")
+    parser.add_argument("--completion", type=int, default=None, help="max_completion_length (tokens).")
     parser.add_argument("--out", default="benchmarks/results/step_time.json")
     args = parser.parse_args(argv)
     overrides = {} if args.bf16 == "auto" else {"bf16": args.bf16 == "on"}
-    results = {s: measure(s, args.steps, overrides) for s in args.shapings}
+    for key, value in (("per_device_train_batch_size", args.batch), ("num_generations", args.generations),
+                       ("max_completion_length", args.completion)):
+        if value is not None:
+            overrides[key] = value
+    results = {s: measure(s, args.steps, overrides, args.model, args.reward) for s in args.shapings}
     if "grpo" in results:
         base = results["grpo"]["step_total"]
         for r in results.values():
             r["ratio_to_grpo"] = round(r["step_total"] / base, 3)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    settings = {**CPU_RUN_DEFAULTS, **overrides, "max_steps": args.steps, "steps_measured": "all but the first"}
+    import torch
+
+    settings = {**CPU_RUN_DEFAULTS, **overrides, "max_steps": args.steps, "steps_measured": "all but the first",
+                "model": args.model or "smollm2-135m (embedded)", "reward": args.reward,
+                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
     payload = {"settings": settings, "seconds_per_step": results}
     out.write_text(json.dumps(payload, indent=2))
     print(json.dumps(payload["seconds_per_step"], indent=2))

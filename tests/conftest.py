@@ -14,17 +14,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(scope="session")
-def embedded_dir():
-    from rlrt.models import embedded_model_dir
+def tokenizer():
+    """The embedded model's tokenizer; ``$RLRT_TEST_TOKENIZER`` names a folder holding only its tokenizer files,
+    for a machine without the embedded model package (the GPU tests travel to such machines)."""
+    from rlrt.models import embedded_model_dir, load_tokenizer
 
-    return embedded_model_dir()
-
-
-@pytest.fixture(scope="session")
-def tokenizer(embedded_dir):
-    from rlrt.models import load_tokenizer
-
-    return load_tokenizer(str(embedded_dir))
+    return load_tokenizer(os.environ.get("RLRT_TEST_TOKENIZER") or str(embedded_model_dir()))
 
 
 @pytest.fixture(scope="session")

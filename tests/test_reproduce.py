@@ -39,6 +39,25 @@ def test_quick_reproduction_produces_the_table_and_resumes(tmp_path, tiny_model_
     assert capsys.readouterr().out.count("finished, skipped") == 5
 
 
+def test_a_run_stopped_before_its_first_checkpoint_starts_over_and_keeps_its_logs(tmp_path):
+    reproduce = load_script()
+    out = tmp_path / "repro"
+    partial = out / "rlrt-s1"
+    partial.mkdir(parents=True)
+    (partial / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    moved = reproduce.set_aside_unresumable(partial, out)
+    assert moved is not None and moved.parent == out / "abandoned" and moved.name.startswith("rlrt-s1-")
+    assert (moved / "metrics.jsonl").read_text() == '{"step": 1, "loss": 0.5}\n'
+    assert not partial.exists()
+
+    resumable = out / "rlrt-s2"
+    (resumable / "checkpoint-15").mkdir(parents=True)
+    (resumable / "metrics.jsonl").write_text("{}\n")
+    (resumable / "checkpoint-15" / ".rlrt-complete").write_text("")
+    assert reproduce.set_aside_unresumable(resumable, out) is None and resumable.exists()
+    assert reproduce.set_aside_unresumable(out / "grpo-s0", out) is None  # never started
+
+
 def test_sizing_of_the_full_experiment():
     reproduce = load_script()
     full = reproduce.FULL
