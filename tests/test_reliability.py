@@ -22,6 +22,7 @@ from rlrt.reliability import (
     RewardFunctionError,
     complete_checkpoints,
     last_complete_checkpoint,
+    rotate_checkpoints,
 )
 
 COMPARED = ("loss", "reward", "rlrt/weight_mean", "rlrt/multiplier_mean", "rlrt/lambda", "entropy")
@@ -101,6 +102,46 @@ def test_incomplete_checkpoint_is_ignored(tmp_path):
         if complete:
             (folder / COMPLETE_MARKER).write_text(str(step))
     assert [p.name for p in complete_checkpoints(tmp_path)] == ["checkpoint-2"]
+
+
+def test_rotation_keeps_complete_checkpoints_and_never_deletes_before_a_new_one_is_complete(tmp_path):
+    def make(step, complete):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if complete:
+            (folder / COMPLETE_MARKER).write_text(str(step))
+
+    for step, complete in ((2, True), (4, False), (6, True), (8, True), (10, False)):
+        make(step, complete)
+    deleted = rotate_checkpoints(tmp_path, limit=1)
+    # checkpoint-10 is still being written (or its writer crashed after the newest complete one): kept.
+    assert sorted(p.name for p in deleted) == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-10", "checkpoint-8"]
+    assert rotate_checkpoints(tmp_path, limit=None) == []
+
+    make(12, True)
+    assert [p.name for p in rotate_checkpoints(tmp_path, limit=2, protect=tmp_path / "checkpoint-8")] == ["checkpoint-10"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-12", "checkpoint-8"]
+
+
+def test_trainer_rotates_only_after_the_new_checkpoint_is_complete(tmp_path, tiny_model_dir, tokenizer, dataset,
+                                                                   monkeypatch):
+    import rlrt.trainer as trainer_module
+
+    seen = []
+    real = trainer_module.rotate_checkpoints
+
+    def spy(run_dir, limit, protect=None):
+        seen.append([p.name for p in complete_checkpoints(run_dir)])
+        return real(run_dir, limit, protect)
+
+    monkeypatch.setattr(trainer_module, "rotate_checkpoints", spy)
+    make_trainer(tiny_model_dir, tokenizer, dataset, config(tmp_path, save_total_limit=1, save_steps=1,
+                                                          max_steps=3)).train()
+    # At each rotation the previous checkpoint still exists and the new one is already complete.
+    assert seen == [["checkpoint-1"], ["checkpoint-1", "checkpoint-2"], ["checkpoint-2", "checkpoint-3"]]
+    assert [p.name for p in tmp_path.glob("checkpoint-*")] == ["checkpoint-3"]
+    assert (tmp_path / "checkpoint-3" / COMPLETE_MARKER).is_file()
 
 
 def test_nonfinite_step_is_skipped_then_the_run_stops(tmp_path, tiny_model_dir, tokenizer, dataset):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import signal
 import threading
 from collections import Counter
@@ -197,3 +198,23 @@ def complete_checkpoints(run_dir: str | Path) -> list[Path]:
 def last_complete_checkpoint(run_dir: str | Path) -> Path | None:
     checkpoints = complete_checkpoints(run_dir)
     return checkpoints[-1] if checkpoints else None
+
+
+def rotate_checkpoints(run_dir: str | Path, limit: int | None, protect: str | Path | None = None) -> list[Path]:
+    """Keep the ``limit`` newest *complete* checkpoints (and ``protect``, the best one); delete older complete ones
+    and unmarked leftovers older than the newest complete one. Run only after the new checkpoint's marker is
+    written, so a crash never leaves a run without a checkpoint to resume from. Returns the deleted folders."""
+    complete = complete_checkpoints(run_dir)
+    if not limit or limit <= 0 or not complete:
+        return []
+    keep = set(complete[-limit:]) | ({Path(protect)} if protect else set())
+    newest_step = int(complete[-1].name.removeprefix("checkpoint-"))
+    deleted = []
+    for path in sorted(Path(run_dir).glob("checkpoint-*")):
+        step = path.name.removeprefix("checkpoint-")
+        if path in keep or not step.isdigit() or not path.is_dir():
+            continue
+        if path in complete or int(step) < newest_step:
+            shutil.rmtree(path, ignore_errors=True)
+            deleted.append(path)
+    return deleted

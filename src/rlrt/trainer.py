@@ -28,7 +28,7 @@ from trl import GRPOTrainer
 
 from .algorithms.shaping import lambda_at_step, rows_needing_teacher, shape_advantages, shaping_metrics
 from .config import RLRTConfig
-from .reliability import COMPLETE_MARKER, GracefulStop, NonFiniteGuard, guard_reward_function
+from .reliability import COMPLETE_MARKER, GracefulStop, NonFiniteGuard, guard_reward_function, rotate_checkpoints
 from .text import completion_text
 from .teacher import (
     TeacherWeights,
@@ -303,8 +303,14 @@ class RLRTTrainer(GRPOTrainer):
 
     def _save_checkpoint(self, model, trial):
         """TRL's checkpoint plus the RLRT state; a marker file written last makes it count as complete."""
-        output_dir = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-        super()._save_checkpoint(model, trial)
+        run_dir = self._get_output_dir(trial=trial)
+        output_dir = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
+        # HF rotates old checkpoints away before our marker exists; rotate ourselves once the new one is complete.
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
         if self.args.should_save:
             state = {
                 "teacher_weights": self.teacher_weights.state_dict() if self.teacher_weights is not None else None,
@@ -314,6 +320,7 @@ class RLRTTrainer(GRPOTrainer):
             torch.save(state, os.path.join(output_dir, RLRT_STATE_FILE))
             with open(os.path.join(output_dir, COMPLETE_MARKER), "w") as f:
                 f.write(f"{self.state.global_step}\n")
+            rotate_checkpoints(run_dir, limit, protect=self.state.best_model_checkpoint)
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
