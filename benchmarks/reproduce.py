@@ -45,6 +45,12 @@ def run_command(out: Path, variant: str, seed: int, s: dict, model: str) -> list
     ]
 
 
+def run_order(variants: list[str], seeds: list[int], first: list[str]) -> list[tuple[str, int]]:
+    """Seed by seed (every variant of seed 0, then of seed 1, ...); the ``first`` variants' seeds all come first."""
+    leading = [(v, s) for s in seeds for v in variants if v in first]
+    return leading + [(v, s) for s in seeds for v in variants if v not in first]
+
+
 def finished(run_dir: Path, steps: int) -> bool:
     summary = run_dir / "summary.json"
     return summary.is_file() and json.loads(summary.read_text()).get("steps", 0) >= steps
@@ -92,6 +98,8 @@ def main(argv=None) -> int:
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--seeds", nargs="+", type=int, default=None)
+    parser.add_argument("--first", nargs="+", default=[], choices=VARIANTS,
+                        help="train all seeds of these variants before the others (default: seed by seed)")
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep checkpoint-* of finished runs")
     parser.add_argument("--skip-shift", action="store_true", help="no candidate-set shift in the report")
@@ -103,7 +111,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "settings.json").write_text(json.dumps({**settings, "variants": args.variants, "model": args.model}, indent=2))
 
-    plan = [(v, s) for s in settings["seeds"] for v in args.variants]
+    plan = run_order(args.variants, settings["seeds"], args.first)
     if not args.report_only:
         for index, (variant, seed) in enumerate(plan, 1):
             run_dir = out / f"{variant}-s{seed}"

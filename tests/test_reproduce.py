@@ -58,6 +58,15 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over_and_keeps_its_log
     assert reproduce.set_aside_unresumable(out / "grpo-s0", out) is None  # never started
 
 
+def test_run_order():
+    reproduce = load_script()
+    variants = ["grpo", "rlrt", "rlsd"]
+    assert reproduce.run_order(variants, [0, 1], []) == [("grpo", 0), ("rlrt", 0), ("rlsd", 0),
+                                                          ("grpo", 1), ("rlrt", 1), ("rlsd", 1)]
+    assert reproduce.run_order(variants, [0, 1], ["rlrt", "grpo"]) == [("grpo", 0), ("rlrt", 0), ("grpo", 1),
+                                                                      ("rlrt", 1), ("rlsd", 0), ("rlsd", 1)]
+
+
 def test_sizing_of_the_full_experiment():
     reproduce = load_script()
     full = reproduce.FULL
