@@ -129,10 +129,12 @@ class RLRTTrainer(GRPOTrainer):
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._rollout_cache = (prompts, completions, rewards_per_func)
-        for name in self.reward_func_names:
-            new_errors = self.reward_errors[name] - self._reward_errors_logged[name]
-            if self.reward_errors[name]:
-                self._metrics["train" if self.model.training else "eval"][f"rewards/{name}/errors"].append(new_errors)
+        # Errors of this step summed over all processes (a collective: every rank calls it every step).
+        names = self.reward_func_names
+        local = [self.reward_errors[n] - self._reward_errors_logged[n] for n in names]
+        total = self.accelerator.reduce(torch.tensor(local, dtype=torch.float32, device=self.accelerator.device), "sum")
+        for name, count in zip(names, total.tolist()):
+            self._metrics["train" if self.model.training else "eval"][f"rewards/{name}/errors"].append(count)
             self._reward_errors_logged[name] = self.reward_errors[name]
         return rewards_per_func
 
