@@ -58,6 +58,20 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over_and_keeps_its_log
     assert reproduce.set_aside_unresumable(out / "grpo-s0", out) is None  # never started
 
 
+def test_results_table_numbers(tmp_path):
+    reproduce = load_script()
+    curves = {"grpo-s0": [0.25, 0.5, 0.75], "grpo-s1": [0.25, 0.5, 0.5], "rlrt-s0": [0.25, 0.75, 1.0],
+              "rlrt-s1": [0.25, 0.25, 0.5]}
+    for name, values in curves.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "heldout.jsonl").write_text("\n".join(
+            json.dumps({"step": 15 * i, "avg@4": v, "pass@1": v, "pass@4": min(1.0, v + 0.25)})
+            for i, v in enumerate(values)) + "\n")
+    table = reproduce.results_table(tmp_path, [tmp_path / n for n in curves])
+    assert "| grpo | 2 | 25.0 ± 0.0 | 62.5 ± 17.7 | 56.2 ± 8.8 | 87.5 ± 17.7 | s0 75.0, s1 50.0 | — |" in table
+    assert "| rlrt | 2 | 25.0 ± 0.0 | 75.0 ± 35.4 | 62.5 ± 35.4 | 87.5 ± 17.7 | s0 100.0, s1 50.0 | s0 +25.0, s1 +0.0 |" in table
+
+
 def test_run_order():
     reproduce = load_script()
     variants = ["grpo", "rlrt", "rlsd"]
