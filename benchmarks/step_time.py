@@ -110,6 +110,10 @@ def measure(shaping: str, steps: int, overrides: dict, model: str | None = None,
               "output_dir": f"/tmp/rlrt-bench-{shaping}"}
     config = RLRTConfig(**values)
     reward_func = parity_reward if reward == "parity" else accuracy_reward
+    if reward == "accuracy":
+        from rlrt.rewards.math import default_verifier
+
+        default_verifier().warm_up()  # the worker's one-off start-up (seconds) is not a per-step cost
     trainer = timed_trainer_class()(model=path, reward_funcs=[reward_func], args=config,
                                     train_dataset=load_task("addition", seed=0), processing_class=tokenizer)
     trainer.train()

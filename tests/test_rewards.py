@@ -150,6 +150,18 @@ def test_a_worker_stuck_in_c_code_is_killed_and_replaced():
     stuck.close()
 
 
+def test_start_does_not_wait_and_the_first_comparison_uses_that_worker():
+    background = MathVerifier(timeout_seconds=TIMEOUT)
+    began = time.perf_counter()
+    background.start()
+    assert time.perf_counter() - began < 0.5  # sympy's import happens in the worker, not here
+    started = background._spare
+    assert started is not None and started.poll() is None
+    assert background.verify("1/2", r"\frac{2}{4}") is True
+    assert background._proc is started and background.stats["restarts"] == 0
+    background.close()
+
+
 def test_works_off_the_main_thread(verifier):
     results = []
     thread = threading.Thread(target=lambda: results.append(verifier.verify("1/2", r"\frac{2}{4}")))

@@ -186,6 +186,10 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         raise ValueError(f"--dataset_options must be a JSON object, got {train_args.dataset_options!r}.")
     train_dataset = load_task(name, split=split, limit=train_args.dataset_limit, seed=config.seed, **options)
     reward_funcs = load_reward_funcs(train_args.reward_funcs)
+    if "accuracy" in train_args.reward_funcs:
+        from .rewards.math import default_verifier
+
+        default_verifier().start()  # sympy's import in the worker overlaps the model load
     peft_config = None
     if train_args.lora_r > 0:
         from peft import LoraConfig

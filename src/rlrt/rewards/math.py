@@ -202,6 +202,12 @@ class MathVerifier:
                 proc.kill()
                 proc.wait()
 
+    def start(self) -> None:
+        """Start the worker in the background (no wait): its seconds of start-up overlap e.g. model loading."""
+        with self._lock:
+            if self._proc is None and self._spare is None:
+                self._spare = self._spawn()
+
     def warm_up(self) -> None:
         """Start the worker now and wait until it is ready (otherwise the first comparison does)."""
         with self._lock:
