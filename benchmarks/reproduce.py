@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     from rlrt.analysis.report import ReportArguments, run_report
 
     paths = run_report(ReportArguments(runs=[str(r) for r in done], output_dir=str(out / "report"),
-                                       skip_shift=args.skip_shift, shift_contexts=16 if not args.quick else 4,
+                                       skip_shift=args.skip_shift, shift_contexts=64 if not args.quick else 4,
                                        shift_max_new_tokens=settings["completion"]))
     table = results_table(out, done)
     (out / "results.md").write_text(f"# Reproduction results ({len(done)}/{len(plan)} runs finished)\n\n{table}\n"
