@@ -146,6 +146,31 @@ def test_report_numbers_and_plots(tmp_path):
         run_report(ReportArguments(runs=[str(tmp_path)], skip_shift=True, output_dir=str(tmp_path / "o3")))
 
 
+def test_each_variant_keeps_its_color_in_every_panel(tmp_path, monkeypatch):
+    """grpo has no rlrt/* metrics: the variants after it must not change color in those panels."""
+    from matplotlib.axes import Axes
+
+    seen: dict[str, set] = {}
+    real_plot = Axes.plot
+
+    def recording_plot(self, *args, **kwargs):
+        lines = real_plot(self, *args, **kwargs)
+        seen.setdefault(kwargs["label"].split(" (")[0], set()).add(lines[0].get_color())
+        return lines
+
+    monkeypatch.setattr(Axes, "plot", recording_plot)
+    _fake_run(tmp_path / "g", "grpo", [0.2, 0.3], [(0, 0.25), (2, 0.5)])
+    (tmp_path / "g" / "metrics.jsonl").write_text("".join(json.dumps(
+        {"step": i + 1, "reward": 0.5, "entropy": 1.0, "completions/mean_length": 20.0}) + "\n" for i in range(2)))
+    _fake_run(tmp_path / "r", "rlrt", [0.4, 0.6], [(0, 0.25), (2, 0.75)])
+    _fake_run(tmp_path / "s", "rlsd", [0.4, 0.6], [(0, 0.25), (2, 0.75)])
+    run_report(ReportArguments(runs=[str(tmp_path / n) for n in "grs"], output_dir=str(tmp_path / "out"),
+                               skip_shift=True))
+    assert set(seen) == {"grpo", "rlrt", "rlsd"}
+    assert all(len(colors) == 1 for colors in seen.values()), seen
+    assert len({next(iter(c)) for c in seen.values()}) == 3
+
+
 def test_candidate_shift_on_a_trained_run(tmp_path, tiny_model_dir):
     from rlrt.cli import main
 

@@ -75,6 +75,8 @@ def plot_metrics(groups: dict[str, list[dict[str, Any]]], output_dir: Path) -> l
 
     written = []
     available = [m for m in PLOTTED if any(series(r, m)[0] for runs in groups.values() for r in runs)]
+    # One color per variant in every panel (a panel where a variant has no data must not shift the others).
+    colors = {label: f"C{i % 10}" for i, label in enumerate(groups)}
     cols = 3
     rows = (len(available) + cols - 1) // cols
     overview, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
@@ -85,10 +87,10 @@ def plot_metrics(groups: dict[str, list[dict[str, Any]]], output_dir: Path) -> l
                 steps, mean, low, high = aggregate(runs, metric)
                 if not steps:
                     continue
-                line = ax.plot(steps, mean, label=f"{label} (n={len(runs)})", marker="o" if metric == "heldout" else None,
-                               markersize=3)[0]
+                ax.plot(steps, mean, label=f"{label} (n={len(runs)})", color=colors[label],
+                        marker="o" if metric == "heldout" else None, markersize=3)
                 if len(runs) > 1:
-                    ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)
+                    ax.fill_between(steps, low, high, color=colors[label], alpha=0.15)
             title = "held-out " + (heldout_key(next(iter(groups.values()))[0]) or "avg@k") if metric == "heldout" else metric
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("step", fontsize=8)
