@@ -1,5 +1,6 @@
 """CUDA paths, skipped on machines without a GPU: bf16 training, teacher log-probs against CPU, and `rlrt train`
-under the example accelerate configs (ZeRO-2, ZeRO-3, FSDP) in one process.
+under the example accelerate configs (ZeRO-2, ZeRO-3, FSDP) in one process, and resuming from their sharded
+checkpoints.
 
 On a GPU machine: ``pytest tests/test_gpu.py``. DeepSpeed cases are skipped when deepspeed is not installed.
 """
