@@ -69,46 +69,40 @@ def set_aside_unresumable(run_dir: Path, out: Path) -> Path | None:
     return target
 
 
-def read_heldout(run: Path) -> tuple[list[dict], str, str]:
-    """A run's held-out records, its ``avg@k`` key and its largest ``pass@k`` key."""
-    records = [json.loads(line) for line in (run / "heldout.jsonl").read_text().splitlines() if line.strip()]
-    avg_key = next(k for k in records[0] if k.startswith("avg@"))
-    pass_key = max((k for k in records[0] if k.startswith("pass@")), key=lambda k: int(k.split("@")[1]))
-    return records, avg_key, pass_key
-
-
 def results_table(out: Path, runs: list[Path]) -> str:
     """Held-out avg@k per variant (mean ± std over seeds) at the start, at the end and averaged over the
     evaluations after the start (less noisy than one point), pass@k at the end, and the per-seed end values with
     their paired difference to grpo of the same seed (same data order and sampling seed)."""
+    from rlrt.analysis.report import heldout_key, mean_std, pass_key
+    from rlrt.callbacks import read_jsonl
+
     def seed_of(run: Path) -> int:
         return int(run.name.rsplit("-s", 1)[1])
 
-    def fmt(values: list[float]) -> str:
-        if len(values) > 1:
-            return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
-        return f"{100 * values[0]:.1f}"
+    def variant_of(run: Path) -> str:
+        return run.name.rsplit("-s", 1)[0]
 
-    summaries, avg_key, pass_key = {}, None, None
+    summaries, avg_key, top_pass = {}, None, None
     for run in runs:
-        records, avg_key, pass_key = read_heldout(run)
+        records = read_jsonl(run / "heldout.jsonl")
+        avg_key, top_pass = heldout_key({"heldout": records}), pass_key({"heldout": records})
         later = [r[avg_key] for r in records[1:]] or [records[0][avg_key]]
         summaries[run] = {"start": records[0][avg_key], "end": records[-1][avg_key], "curve": statistics.fmean(later),
-                          "pass": records[-1][pass_key]}
-    grpo_end = {seed_of(r): v["end"] for r, v in summaries.items() if r.name.rsplit("-s", 1)[0] == "grpo"}
+                          "pass": records[-1][top_pass]}
+    grpo_end = {seed_of(r): v["end"] for r, v in summaries.items() if variant_of(r) == "grpo"}
     rows = ["| variant | seeds | start | end | mean after start | pass@k end | end per seed | end − grpo per seed |",
             "|---|---|---|---|---|---|---|---|"]
     for variant in VARIANTS:
-        mine = sorted((r for r in runs if r.name.rsplit("-s", 1)[0] == variant), key=seed_of)
+        mine = sorted((r for r in runs if variant_of(r) == variant), key=seed_of)
         if not mine:
             continue
         column = {k: [summaries[r][k] for r in mine] for k in ("start", "end", "curve", "pass")}
         per_seed = ", ".join(f"s{seed_of(r)} {100 * summaries[r]['end']:.1f}" for r in mine)
         deltas = ", ".join(f"s{seed_of(r)} {100 * (summaries[r]['end'] - grpo_end[seed_of(r)]):+.1f}"
                            for r in mine if seed_of(r) in grpo_end) if variant != "grpo" else ""
-        rows.append(f"| {variant} | {len(mine)} | {fmt(column['start'])} | {fmt(column['end'])} | "
-                    f"{fmt(column['curve'])} | {fmt(column['pass'])} | {per_seed} | {deltas or '—'} |")
-    header = (f"Held-out {avg_key} and {pass_key} in % (mean ± std over seeds); 'mean after start' averages "
+        rows.append(f"| {variant} | {len(mine)} | {mean_std(column['start'])} | {mean_std(column['end'])} | "
+                    f"{mean_std(column['curve'])} | {mean_std(column['pass'])} | {per_seed} | {deltas or '—'} |")
+    header = (f"Held-out {avg_key} and {top_pass} in % (mean ± std over seeds); 'mean after start' averages "
               f"{avg_key} over every evaluation after step 0.\n\n") if avg_key else ""
     return header + "\n".join(rows) + "\n"
 

@@ -49,6 +49,12 @@ def heldout_key(run: dict[str, Any]) -> str | None:
     return keys[0] if keys else None
 
 
+def pass_key(run: dict[str, Any]) -> str | None:
+    """The largest ``pass@k`` in the run's held-out records."""
+    return max((k for e in run["heldout"] for k in e if k.startswith("pass@")), key=lambda k: int(k.split("@")[1]),
+               default=None)
+
+
 def series(run: dict[str, Any], metric: str) -> tuple[list[int], list[float]]:
     """``(steps, values)`` of one metric; ``"heldout"`` is the held-out avg@k from ``heldout.jsonl``."""
     if metric == "heldout":
@@ -113,7 +119,8 @@ def plot_metrics(groups: dict[str, list[dict[str, Any]]], output_dir: Path) -> l
     return [path, *written]
 
 
-def _mean_std(values: list[float]) -> str:
+def mean_std(values: list[float]) -> str:
+    """Fractions as '%' text: the value for one, 'mean ± std' for several, '' for none."""
     if not values:
         return ""
     if len(values) == 1:
@@ -127,14 +134,13 @@ def summary_rows(groups: dict[str, list[dict[str, Any]]], shift: dict[str, dict[
         key = heldout_key(runs[0])
         first = [r["heldout"][0][key] for r in runs if r["heldout"] and key in r["heldout"][0]]
         last = [r["heldout"][-1][key] for r in runs if r["heldout"] and key in r["heldout"][-1]]
-        pass_key = max((k for e in runs[0]["heldout"] for k in e if k.startswith("pass@")),
-                       key=lambda k: int(k.split("@")[1]), default=None)
-        last_pass = [r["heldout"][-1][pass_key] for r in runs if pass_key and r["heldout"] and pass_key in r["heldout"][-1]]
+        top_pass = pass_key(runs[0])
+        last_pass = [r["heldout"][-1][top_pass] for r in runs if top_pass and r["heldout"] and top_pass in r["heldout"][-1]]
         tail = lambda r, m: statistics.fmean(series(r, m)[1][-5:]) if series(r, m)[1] else float("nan")  # noqa: E731
         shifts = [shift[str(r["dir"])]["rate"] for r in runs if str(r["dir"]) in shift]
         rows.append({
             "label": label, "runs": len(runs), "steps": max((r["metrics"][-1]["step"] for r in runs if r["metrics"]), default=0),
-            "heldout_metric": key, "heldout_first": first, "heldout_last": last, "pass_metric": pass_key,
+            "heldout_metric": key, "heldout_first": first, "heldout_last": last, "pass_metric": top_pass,
             "pass_last": last_pass, "reward_last5": [tail(r, "reward") for r in runs],
             "entropy_last5": [tail(r, "entropy") for r in runs],
             "length_last5": [tail(r, "completions/mean_length") for r in runs], "candidate_shift": shifts,
@@ -149,8 +155,8 @@ def markdown_summary(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         shift = (f"{1000 * statistics.fmean(r['candidate_shift']):.2f}" if r["candidate_shift"] else "")
         lines.append(
-            f"| {r['label']} | {r['runs']} | {r['steps']} | {_mean_std(r['heldout_first'])} | {_mean_std(r['heldout_last'])} | "
-            f"{_mean_std(r['pass_last'])} | {_mean_std(r['reward_last5'])} | "
+            f"| {r['label']} | {r['runs']} | {r['steps']} | {mean_std(r['heldout_first'])} | {mean_std(r['heldout_last'])} | "
+            f"{mean_std(r['pass_last'])} | {mean_std(r['reward_last5'])} | "
             f"{statistics.fmean(r['entropy_last5']):.3f} | {statistics.fmean(r['length_last5']):.1f} | {shift} |"
         )
     metric = rows[0]["heldout_metric"] if rows else "avg@k"
