@@ -93,16 +93,11 @@ def timed_trainer_class():
     return TimedTrainer
 
 
-def parity_reward(prompts, completions, **kwargs):
-    """Timing stand-in for a verifier on a random-weight model: even-length completions count as correct."""
-    return [float(len(c[0]["content"]) % 2 == 0) for c in completions]
-
-
 def measure(shaping: str, steps: int, overrides: dict, model: str | None = None, reward: str = "accuracy") -> dict:
     from rlrt.config import RLRTConfig
     from rlrt.data.registry import load_task
     from rlrt.models import load_tokenizer, resolve_model
-    from rlrt.rewards import accuracy_reward
+    from rlrt.rewards import accuracy_reward, parity_reward
 
     path = resolve_model(model)
     tokenizer = load_tokenizer(path)

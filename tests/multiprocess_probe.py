@@ -12,10 +12,7 @@ from datasets import Dataset
 
 import rlrt.trainer as trainer_module
 from rlrt import RLRTConfig, RLRTTrainer
-
-
-def parity_reward(prompts, completions, **kwargs):
-    return [float(len(c[0]["content"]) % 2 == 0) for c in completions]
+from rlrt.rewards import parity_reward
 
 
 class ProbeTrainer(RLRTTrainer):

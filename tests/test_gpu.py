@@ -61,7 +61,7 @@ def _launch_train(name: str, model_dir: Path, out: Path, *extra: str) -> subproc
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "examples" / "accelerate" / f"{name}.yaml"),
         "--num_processes", "1", "-m", "rlrt", "train", "--model", str(model_dir),
-        "--reward_funcs", f"{TESTS / 'test_trainer.py'}:parity_reward", "--shaping", "rlrt", "--max_steps", "2",
+        "--reward_funcs", "rlrt.rewards:parity_reward", "--shaping", "rlrt", "--max_steps", "2",
         "--per_device_train_batch_size", "16", "--num_generations", "4", "--max_completion_length", "16",
         "--learning_rate", "1e-3", "--eval_dataset", "none", "--output_dir", str(out), *extra,
     ]

@@ -24,12 +24,9 @@ from rlrt.reliability import (
     last_complete_checkpoint,
     rotate_checkpoints,
 )
+from rlrt.rewards import parity_reward
 
 COMPARED = ("loss", "reward", "rlrt/weight_mean", "rlrt/multiplier_mean", "rlrt/lambda", "entropy")
-
-
-def parity_reward(prompts, completions, **kwargs):
-    return [float(len(c[0]["content"]) % 2 == 0) for c in completions]
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +139,8 @@ def test_trainer_rotates_only_after_the_new_checkpoint_is_complete(tmp_path, tin
     assert seen == [["checkpoint-1"], ["checkpoint-1", "checkpoint-2"], ["checkpoint-2", "checkpoint-3"]]
     assert [p.name for p in tmp_path.glob("checkpoint-*")] == ["checkpoint-3"]
     assert (tmp_path / "checkpoint-3" / COMPLETE_MARKER).is_file()
+    saved_args = torch.load(tmp_path / "checkpoint-3" / "training_args.bin", weights_only=False)
+    assert saved_args.save_total_limit == 1
 
 
 def test_nonfinite_step_is_skipped_then_the_run_stops(tmp_path, tiny_model_dir, tokenizer, dataset):
@@ -233,10 +232,8 @@ def _wait_for(predicate, timeout):
 
 def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path, tiny_model_dir):
     run = tmp_path / "run"
-    reward_file = tmp_path / "r.py"
-    reward_file.write_text("def parity(completions, **kw):\n    return [float(len(c[0]['content']) % 2 == 0) for c in completions]\n")
     command = [sys.executable, "-m", "rlrt", "train", "--model", str(tiny_model_dir), "--output_dir", str(run),
-               "--reward_funcs", f"{reward_file}:parity", "--max_steps", "40", "--per_device_train_batch_size", "8",
+               "--reward_funcs", "rlrt.rewards:parity_reward", "--max_steps", "40", "--per_device_train_batch_size", "8",
                "--num_generations", "4", "--max_completion_length", "8", "--eval_dataset", "none", "--bf16", "false",
                "--disable_tqdm", "true", "--dataset_limit", "16"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")

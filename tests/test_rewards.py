@@ -16,6 +16,7 @@ from rlrt.rewards import (
     extract_final_answer,
     format_reward,
     make_accuracy_reward,
+    parity_reward,
 )
 
 TIMEOUT = 2.0
@@ -160,6 +161,21 @@ def test_start_does_not_wait_and_the_first_comparison_uses_that_worker():
     assert background.verify("1/2", r"\frac{2}{4}") is True
     assert background._proc is started and background.stats["restarts"] == 0
     background.close()
+
+
+def test_accuracy_reward_start_starts_its_own_verifier_in_the_background():
+    own = MathVerifier(timeout_seconds=TIMEOUT)
+    reward = make_accuracy_reward(verifier=own)
+    reward.start()
+    assert own._spare is not None and own._spare.poll() is None
+    assert reward([[{"role": "assistant", "content": r"\boxed{\frac{2}{4}}"}]], answer=["1/2"]) == [1.0]
+    own.close()
+
+
+def test_parity_reward_scores_text_length_for_both_completion_forms():
+    chat = [[{"role": "assistant", "content": "ab"}], [{"role": "assistant", "content": "abc"}]]
+    assert parity_reward(prompts=None, completions=chat) == [1.0, 0.0]
+    assert parity_reward(completions=["", "x", "xy"], answer=["1", "2", "3"]) == [1.0, 0.0, 1.0]
 
 
 def test_works_off_the_main_thread(verifier):

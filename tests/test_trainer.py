@@ -8,15 +8,11 @@ from datasets import Dataset
 
 import rlrt.trainer as trainer_module
 from rlrt import RLRTConfig, RLRTTrainer
+from rlrt.rewards import parity_reward
 
 SHAPING_METRICS = ("rlrt/gated_frac", "rlrt/teacher_frac", "rlrt/weight_mean", "rlrt/multiplier_mean",
                    "rlrt/clip_low_frac", "rlrt/clip_high_frac", "rlrt/log_ratio_mean", "rlrt/self_driven_frac",
                    "rlrt/teacher_seconds", "rlrt/context_frac")
-
-
-def parity_reward(prompts, completions, **kwargs):
-    """A verifier stand-in for a random model: about half the completions count as correct."""
-    return [float(len(c[0]["content"]) % 2 == 0) for c in completions]
 
 
 @pytest.fixture(scope="module")

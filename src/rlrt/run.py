@@ -94,7 +94,7 @@ def load_reward_funcs(names: list[str]):
             funcs.append(getattr(module, attr))
         else:
             raise ValueError(
-                f"Unknown reward function {name!r}: use one of {list(BUILTIN_REWARDS)} or 'file.py:function'."
+                f"Unknown reward function {name!r}: use one of {list(BUILTIN_REWARDS)}, 'file.py:function' or 'module:function'."
             )
     return funcs
 
@@ -186,10 +186,9 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         raise ValueError(f"--dataset_options must be a JSON object, got {train_args.dataset_options!r}.")
     train_dataset = load_task(name, split=split, limit=train_args.dataset_limit, seed=config.seed, **options)
     reward_funcs = load_reward_funcs(train_args.reward_funcs)
-    if "accuracy" in train_args.reward_funcs:
-        from .rewards.math import default_verifier
-
-        default_verifier().start()  # sympy's import in the worker overlaps the model load
+    for reward_func in reward_funcs:
+        if callable(getattr(reward_func, "start", None)):
+            reward_func.start()  # e.g. the math verifier's worker imports sympy while the model loads
     peft_config = None
     if train_args.lora_r > 0:
         from peft import LoraConfig

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 from transformers import TrainerCallback
+from transformers.trainer import TRAINING_ARGS_NAME
 from trl import GRPOTrainer
 
 from .algorithms.shaping import lambda_at_step, rows_needing_teacher, shape_advantages, shaping_metrics
@@ -314,6 +315,9 @@ class RLRTTrainer(GRPOTrainer):
         finally:
             self.args.save_total_limit = limit
         if self.args.should_save:
+            args_file = os.path.join(output_dir, TRAINING_ARGS_NAME)
+            if os.path.isfile(args_file):  # it was written with the limit switched off: record the real arguments
+                torch.save(self.args, args_file)
             state = {
                 "teacher_weights": self.teacher_weights.state_dict() if self.teacher_weights is not None else None,
                 "nonfinite_steps": self.nonfinite_guard.skipped,

@@ -10,6 +10,7 @@ from .math import (
     format_reward,
     make_accuracy_reward,
 )
+from .synthetic import parity_reward
 
 __all__ = [
     "MathRewardConfig",
@@ -20,4 +21,5 @@ __all__ = [
     "extract_final_answer",
     "format_reward",
     "make_accuracy_reward",
+    "parity_reward",
 ]

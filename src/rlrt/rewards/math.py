@@ -316,6 +316,7 @@ def make_accuracy_reward(config: MathRewardConfig | None = None, verifier: MathV
             log_metric("accuracy/gold_unparseable", float(delta["gold_unparseable"]))
         return rewards
 
+    accuracy_reward.start = verifier.start  # lets a runner start the verifier's worker while the model loads
     return accuracy_reward
 
 
