@@ -69,10 +69,19 @@ def set_aside_unresumable(run_dir: Path, out: Path) -> Path | None:
     return target
 
 
+def signed_mean_std(differences: list[float]) -> str:
+    """Differences of fractions as signed '%' text: '+x.x' for one, '+x.x ± s.s' for several, '—' for none."""
+    if not differences:
+        return "—"
+    text = f"{100 * statistics.fmean(differences):+.1f}"
+    return text if len(differences) == 1 else f"{text} ± {100 * statistics.stdev(differences):.1f}"
+
+
 def results_table(out: Path, runs: list[Path]) -> str:
     """Held-out avg@k per variant (mean ± std over seeds) at the start, at the end and averaged over the
-    evaluations after the start (less noisy than one point), pass@k at the end, and the per-seed end values with
-    their paired difference to grpo of the same seed (same data order and sampling seed)."""
+    evaluations after the start (less noisy than one point), pass@k at the end, the per-seed end values with
+    their paired difference to grpo of the same seed (same data order and sampling seed), and the paired
+    difference of the after-start mean (mean ± std over seeds)."""
     from rlrt.analysis.report import heldout_key, mean_std, pass_key
     from rlrt.callbacks import read_jsonl
 
@@ -89,19 +98,22 @@ def results_table(out: Path, runs: list[Path]) -> str:
         later = [r[avg_key] for r in records[1:]] or [records[0][avg_key]]
         summaries[run] = {"start": records[0][avg_key], "end": records[-1][avg_key], "curve": statistics.fmean(later),
                           "pass": records[-1][top_pass]}
-    grpo_end = {seed_of(r): v["end"] for r, v in summaries.items() if variant_of(r) == "grpo"}
-    rows = ["| variant | seeds | start | end | mean after start | pass@k end | end per seed | end − grpo per seed |",
-            "|---|---|---|---|---|---|---|---|"]
+    grpo = {seed_of(r): v for r, v in summaries.items() if variant_of(r) == "grpo"}
+    rows = ["| variant | seeds | start | end | mean after start | pass@k end | end per seed | end − grpo per seed "
+            "| mean after start − grpo |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for variant in VARIANTS:
         mine = sorted((r for r in runs if variant_of(r) == variant), key=seed_of)
         if not mine:
             continue
         column = {k: [summaries[r][k] for r in mine] for k in ("start", "end", "curve", "pass")}
         per_seed = ", ".join(f"s{seed_of(r)} {100 * summaries[r]['end']:.1f}" for r in mine)
-        deltas = ", ".join(f"s{seed_of(r)} {100 * (summaries[r]['end'] - grpo_end[seed_of(r)]):+.1f}"
-                           for r in mine if seed_of(r) in grpo_end) if variant != "grpo" else ""
+        paired = [r for r in mine if seed_of(r) in grpo] if variant != "grpo" else []
+        deltas = ", ".join(f"s{seed_of(r)} {100 * (summaries[r]['end'] - grpo[seed_of(r)]['end']):+.1f}" for r in paired)
+        curve_delta = signed_mean_std([summaries[r]["curve"] - grpo[seed_of(r)]["curve"] for r in paired])
         rows.append(f"| {variant} | {len(mine)} | {mean_std(column['start'])} | {mean_std(column['end'])} | "
-                    f"{mean_std(column['curve'])} | {mean_std(column['pass'])} | {per_seed} | {deltas or '—'} |")
+                    f"{mean_std(column['curve'])} | {mean_std(column['pass'])} | {per_seed} | {deltas or '—'} "
+                    f"| {curve_delta} |")
     header = (f"Held-out {avg_key} and {top_pass} in % (mean ± std over seeds); 'mean after start' averages "
               f"{avg_key} over every evaluation after step 0.\n\n") if avg_key else ""
     return header + "\n".join(rows) + "\n"

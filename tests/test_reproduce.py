@@ -68,8 +68,8 @@ def test_results_table_numbers(tmp_path):
             json.dumps({"step": 15 * i, "avg@4": v, "pass@1": v, "pass@4": min(1.0, v + 0.25)})
             for i, v in enumerate(values)) + "\n")
     table = reproduce.results_table(tmp_path, [tmp_path / n for n in curves])
-    assert "| grpo | 2 | 25.0 ± 0.0 | 62.5 ± 17.7 | 56.2 ± 8.8 | 87.5 ± 17.7 | s0 75.0, s1 50.0 | — |" in table
-    assert "| rlrt | 2 | 25.0 ± 0.0 | 75.0 ± 35.4 | 62.5 ± 35.4 | 87.5 ± 17.7 | s0 100.0, s1 50.0 | s0 +25.0, s1 +0.0 |" in table
+    assert "| grpo | 2 | 25.0 ± 0.0 | 62.5 ± 17.7 | 56.2 ± 8.8 | 87.5 ± 17.7 | s0 75.0, s1 50.0 | — | — |" in table
+    assert "| rlrt | 2 | 25.0 ± 0.0 | 75.0 ± 35.4 | 62.5 ± 35.4 | 87.5 ± 17.7 | s0 100.0, s1 50.0 | s0 +25.0, s1 +0.0 | +6.2 ± 26.5 |" in table
 
 
 def test_run_order():
