@@ -94,7 +94,8 @@ def load_reward_funcs(names: list[str]):
             funcs.append(getattr(module, attr))
         else:
             raise ValueError(
-                f"Unknown reward function {name!r}: use one of {list(BUILTIN_REWARDS)}, 'file.py:function' or 'module:function'."
+                f"Unknown reward function {name!r}: use one of {list(BUILTIN_REWARDS)}, 'file.py:function' or "
+                "'module:function'."
             )
     return funcs
 
