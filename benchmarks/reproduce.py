@@ -69,14 +69,6 @@ def set_aside_unresumable(run_dir: Path, out: Path) -> Path | None:
     return target
 
 
-def signed_mean_std(differences: list[float]) -> str:
-    """Differences of fractions as signed '%' text: '+x.x' for one, '+x.x ± s.s' for several, '—' for none."""
-    if not differences:
-        return "—"
-    text = f"{100 * statistics.fmean(differences):+.1f}"
-    return text if len(differences) == 1 else f"{text} ± {100 * statistics.stdev(differences):.1f}"
-
-
 def results_table(out: Path, runs: list[Path]) -> str:
     """Held-out avg@k per variant (mean ± std over seeds) at the start, at the end and averaged over the
     evaluations after the start (less noisy than one point), pass@k at the end, the per-seed end values with
@@ -110,10 +102,10 @@ def results_table(out: Path, runs: list[Path]) -> str:
         per_seed = ", ".join(f"s{seed_of(r)} {100 * summaries[r]['end']:.1f}" for r in mine)
         paired = [r for r in mine if seed_of(r) in grpo] if variant != "grpo" else []
         deltas = ", ".join(f"s{seed_of(r)} {100 * (summaries[r]['end'] - grpo[seed_of(r)]['end']):+.1f}" for r in paired)
-        curve_delta = signed_mean_std([summaries[r]["curve"] - grpo[seed_of(r)]["curve"] for r in paired])
+        curve_delta = mean_std([summaries[r]["curve"] - grpo[seed_of(r)]["curve"] for r in paired], signed=True)
         rows.append(f"| {variant} | {len(mine)} | {mean_std(column['start'])} | {mean_std(column['end'])} | "
                     f"{mean_std(column['curve'])} | {mean_std(column['pass'])} | {per_seed} | {deltas or '—'} "
-                    f"| {curve_delta} |")
+                    f"| {curve_delta or '—'} |")
     header = (f"Held-out {avg_key} and {top_pass} in % (mean ± std over seeds); 'mean after start' averages "
               f"{avg_key} over every evaluation after step 0.\n\n") if avg_key else ""
     return header + "\n".join(rows) + "\n"

@@ -13,7 +13,7 @@ import torch
 
 from rlrt.analysis import candidate_shift, token_asymmetry
 from rlrt.analysis.inspect_run import InspectArguments, run_inspect
-from rlrt.analysis.report import ReportArguments, run_report
+from rlrt.analysis.report import ReportArguments, mean_std, run_report
 
 
 def test_token_asymmetry_by_hand():
@@ -121,6 +121,12 @@ def _fake_run(path, shaping, rewards, heldout, entropy=1.0):
     (path / "heldout.jsonl").write_text("".join(
         json.dumps({"step": s, "problems": 8, "avg@2": a, "pass@1": a, "pass@2": min(1.0, a + 0.1)}) + "\n"
         for s, a in heldout))
+
+
+def test_mean_std_text():
+    assert mean_std([]) == "" and mean_std([0.25]) == "25.0"
+    assert mean_std([0.5, 0.75]) == "62.5 ± 17.7"
+    assert mean_std([0.25, -0.125], signed=True) == "+6.2 ± 26.5" and mean_std([-0.094], signed=True) == "-9.4"
 
 
 def test_report_numbers_and_plots(tmp_path):

@@ -119,13 +119,13 @@ def plot_metrics(groups: dict[str, list[dict[str, Any]]], output_dir: Path) -> l
     return [path, *written]
 
 
-def mean_std(values: list[float]) -> str:
-    """Fractions as '%' text: the value for one, 'mean ± std' for several, '' for none."""
+def mean_std(values: list[float], signed: bool = False) -> str:
+    """Fractions as '%' text: the value for one, 'mean ± std' for several, '' for none; ``signed`` writes the
+    mean with its sign (for differences)."""
     if not values:
         return ""
-    if len(values) == 1:
-        return f"{100 * values[0]:.1f}"
-    return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+    mean = f"{100 * statistics.fmean(values):{'+' if signed else ''}.1f}"
+    return mean if len(values) == 1 else f"{mean} ± {100 * statistics.stdev(values):.1f}"
 
 
 def summary_rows(groups: dict[str, list[dict[str, Any]]], shift: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
