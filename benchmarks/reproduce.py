@@ -75,7 +75,7 @@ def results_table(out: Path, runs: list[Path]) -> str:
     their paired difference to grpo of the same seed (same data order and sampling seed), and the paired
     difference of the after-start mean (mean ± std over seeds)."""
     from rlrt.analysis.report import heldout_key, mean_std, pass_key
-    from rlrt.callbacks import read_jsonl
+    from rlrt.io import read_jsonl
 
     def seed_of(run: Path) -> int:
         return int(run.name.rsplit("-s", 1)[1])
@@ -158,9 +158,9 @@ def main(argv=None) -> int:
     if not done:
         print("no finished runs yet", file=sys.stderr)
         return 1
-    from rlrt.analysis.report import ReportArguments, run_report
+    from rlrt.analysis.report import ReportArguments, write_report
 
-    paths = run_report(ReportArguments(runs=[str(r) for r in done], output_dir=str(out / "report"),
+    paths = write_report(ReportArguments(runs=[str(r) for r in done], output_dir=str(out / "report"),
                                        skip_shift=args.skip_shift, shift_contexts=64 if not args.quick else 4,
                                        shift_max_new_tokens=settings["completion"]))
     table = results_table(out, done)

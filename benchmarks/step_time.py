@@ -26,7 +26,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from rlrt.cli import CPU_RUN_DEFAULTS
+from rlrt.config import CPU_RUN_DEFAULTS
 
 
 def timed_trainer_class():

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from rlrt.analysis import candidate_shift, token_asymmetry
-from rlrt.analysis.inspect_run import InspectArguments, run_inspect
-from rlrt.analysis.report import ReportArguments, mean_std, run_report
+from rlrt.analysis.inspect_run import InspectArguments, write_inspection
+from rlrt.analysis.report import ReportArguments, mean_std, write_report
 
 
 def test_token_asymmetry_by_hand():
@@ -50,7 +50,7 @@ def inspected(tmp_path_factory, tiny_model_dir):
     out = tmp_path_factory.mktemp("inspect")
     args = InspectArguments(model=str(tiny_model_dir), dataset="addition:test", limit=1, num_samples=4,
                             max_new_tokens=6, teacher_context="answer", shaping="rlrt_all", output_dir=str(out))
-    json_path, html_path = run_inspect(args)
+    json_path, html_path = write_inspection(args)
     return json.loads(json_path.read_text()), html_path
 
 
@@ -133,7 +133,7 @@ def test_report_numbers_and_plots(tmp_path):
     _fake_run(tmp_path / "g1", "grpo", [0.2, 0.3], [(0, 0.25), (2, 0.5)])
     _fake_run(tmp_path / "g2", "grpo", [0.2, 0.5], [(0, 0.25), (2, 0.7)])
     _fake_run(tmp_path / "r1", "rlrt", [0.4, 0.6], [(0, 0.25), (2, 0.75)], entropy=2.0)
-    paths = run_report(ReportArguments(runs=[str(tmp_path / n) for n in ("g1", "g2", "r1")],
+    paths = write_report(ReportArguments(runs=[str(tmp_path / n) for n in ("g1", "g2", "r1")],
                                        output_dir=str(tmp_path / "out"), skip_shift=True))
     summary = json.loads(paths["summary"].read_text())
     groups = {g["label"]: g for g in summary["groups"]}
@@ -146,10 +146,10 @@ def test_report_numbers_and_plots(tmp_path):
         data = (tmp_path / "out" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
     with pytest.raises(ValueError, match="one label per run"):
-        run_report(ReportArguments(runs=[str(tmp_path / "g1")], labels=["a", "b"], skip_shift=True,
+        write_report(ReportArguments(runs=[str(tmp_path / "g1")], labels=["a", "b"], skip_shift=True,
                                    output_dir=str(tmp_path / "o2")))
     with pytest.raises(FileNotFoundError, match="not a run folder"):
-        run_report(ReportArguments(runs=[str(tmp_path)], skip_shift=True, output_dir=str(tmp_path / "o3")))
+        write_report(ReportArguments(runs=[str(tmp_path)], skip_shift=True, output_dir=str(tmp_path / "o3")))
 
 
 def test_each_variant_keeps_its_color_in_every_panel(tmp_path, monkeypatch):
@@ -170,7 +170,7 @@ def test_each_variant_keeps_its_color_in_every_panel(tmp_path, monkeypatch):
         {"step": i + 1, "reward": 0.5, "entropy": 1.0, "completions/mean_length": 20.0}) + "\n" for i in range(2)))
     _fake_run(tmp_path / "r", "rlrt", [0.4, 0.6], [(0, 0.25), (2, 0.75)])
     _fake_run(tmp_path / "s", "rlsd", [0.4, 0.6], [(0, 0.25), (2, 0.75)])
-    run_report(ReportArguments(runs=[str(tmp_path / n) for n in "grs"], output_dir=str(tmp_path / "out"),
+    write_report(ReportArguments(runs=[str(tmp_path / n) for n in "grs"], output_dir=str(tmp_path / "out"),
                                skip_shift=True))
     assert set(seen) == {"grpo", "rlrt", "rlsd"}
     assert all(len(colors) == 1 for colors in seen.values()), seen
@@ -185,7 +185,7 @@ def test_candidate_shift_on_a_trained_run(tmp_path, tiny_model_dir):
                  "--reward_funcs", "rlrt.rewards:parity_reward", "--learning_rate", "0.05", "--per_device_train_batch_size", "8",
                  "--num_generations", "4", "--max_completion_length", "8", "--eval_limit", "4", "--bf16", "false",
                  "--disable_tqdm", "true"]) == 0
-    paths = run_report(ReportArguments(runs=[str(run)], output_dir=str(tmp_path / "out"), shift_contexts=4,
+    paths = write_report(ReportArguments(runs=[str(run)], output_dir=str(tmp_path / "out"), shift_contexts=4,
                                        shift_max_new_tokens=8, shift_threshold=1.0))
     shift = json.loads(paths["summary"].read_text())["candidate_shift"][str(run)]
     # Threshold 1.0: every counted position qualifies, so the count is exactly the number of positions.

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rlrt.callbacks import read_jsonl
+from rlrt.io import read_jsonl
 from rlrt.cli import main
 
 TINY_RUN = ["--dataset", "addition", "--dataset_limit", "8", "--per_device_train_batch_size", "8",

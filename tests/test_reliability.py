@@ -15,7 +15,7 @@ from datasets import Dataset
 from transformers import TrainerCallback
 
 from rlrt import RLRTConfig, RLRTTrainer
-from rlrt.callbacks import read_jsonl
+from rlrt.io import read_jsonl
 from rlrt.reliability import (
     COMPLETE_MARKER,
     NonFiniteStepError,

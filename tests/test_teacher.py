@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlrt.config import DEFAULT_TEACHER_TEMPLATE
+from rlrt.teacher import DEFAULT_TEACHER_TEMPLATE
 from rlrt.teacher import (
     TeacherWeights,
     build_teacher_prompt,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -10,6 +9,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 from transformers.trainer_callback import ProgressCallback
+
+from .io import read_jsonl, write_csv
 
 LIVE_FIELDS = (
     ("reward", "reward", "{:.3f}"),
@@ -48,25 +49,6 @@ class MetricsFileCallback(TrainerCallback):
         with open(self.jsonl, "a") as f:
             f.write(json.dumps(entry) + "\n")
         write_csv(read_jsonl(self.jsonl), self.csv)
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
-    keys: list[str] = []
-    for row in rows:
-        keys.extend(k for k in row if k not in keys)
-    tmp = Path(str(path) + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
 
 
 def live_line(state, logs: dict[str, Any]) -> str | None:

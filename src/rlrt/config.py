@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from .algorithms.shaping import VARIANTS, get_variant
+from .algorithms.shaping import LOG_RATIO_CLAMP, VARIANTS, get_variant
+from .models import cpu_supports_bf16
+from .teacher import DEFAULT_TEACHER_TEMPLATE
 
-DEFAULT_TEACHER_TEMPLATE = (
-    "{prompt}\nCorrect solution:\n\n{solution}\n\nCorrectly solve the original question.\n"
-)
 TEACHER_CONTEXTS = ("sibling", "reference", "answer")
 TEACHER_WEIGHTS = ("live", "frozen", "ema")
 STUDENT_LOGPS = ("rollout", "current")
 SIBLING_SELECTIONS = ("random", "first", "shortest")
 RLSD_LAMBDA_DECAY_STEPS = 50
+
+# Defaults of `rlrt train` that differ from RLRTConfig's: a short run that fits 2 CPU cores in a few minutes.
+CPU_RUN_DEFAULTS = dict(
+    per_device_train_batch_size=16,
+    num_generations=8,
+    max_completion_length=48,
+    max_steps=8,
+    learning_rate=1e-5,
+    lr_scheduler_type="constant",
+    logging_steps=1,
+    save_strategy="no",
+    report_to="none",
+    gradient_checkpointing=False,
+    temperature=1.0,
+    output_dir="auto",
+)
 
 
 @dataclass
@@ -96,7 +110,9 @@ class RLRTConfig(GRPOConfig):
         default=None,
         metadata={"help": "Linear decay of lam to 0 over N optimizer steps; 0 = none; None = variant default."},
     )
-    log_ratio_clamp: float = field(default=20.0, metadata={"help": "Bound on |log P_S - log P_T| before exp."})
+    log_ratio_clamp: float = field(
+        default=LOG_RATIO_CLAMP, metadata={"help": "Bound on |log P_S - log P_T| before exp."}
+    )
     student_logps: str = field(default="rollout", metadata={"help": f"Source of log P_S, one of {STUDENT_LOGPS}."})
     correctness_reward: str | None = field(
         default=None, metadata={"help": "Reward function name deciding correctness; None = the first."}
@@ -181,20 +197,20 @@ class RLRTConfig(GRPOConfig):
         return get_variant(self.shaping)
 
 
+def config_default(name: str):
+    """The default of ``RLRTConfig.<name>``, for commands whose flags mirror training's (one source of defaults)."""
+    import dataclasses
+
+    for f in dataclasses.fields(RLRTConfig):
+        if f.name == name:
+            return f.default
+    raise KeyError(f"RLRTConfig has no field {name!r}")
+
+
 def _accelerator_available() -> bool:
     import torch
 
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
-
-
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bf16 instructions (AVX512-BF16 or AMX), where bf16 autocast pays off."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
 def _check_choice(name: str, value, choices) -> None:

@@ -1,6 +1,6 @@
-"""The training job behind ``rlrt train``: model, data, rewards, trainer, run folder.
+"""``rlrt train``: train with RLRT or a baseline (``--shaping``); every GRPOConfig field is a flag.
 
-A run folder holds ``config.json`` (everything used), ``metrics.jsonl``/``metrics.csv`` (every log entry),
+The training job: model, data, rewards, trainer, run folder. A run folder holds ``config.json`` (everything used), ``metrics.jsonl``/``metrics.csv`` (every log entry),
 ``heldout.jsonl`` (held-out avg@k/pass@k by step), ``final/`` (model and tokenizer) and ``summary.json`` /
 ``summary.md``.
 """
@@ -11,12 +11,18 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import RLRTConfig
+from .config import CPU_RUN_DEFAULTS, RLRTConfig
+from .data.registry import split_spec
+from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
+from .io import read_jsonl
+from .models import DEFAULT_MODEL
 
 BUILTIN_REWARDS = ("accuracy", "format")
 
@@ -25,11 +31,11 @@ BUILTIN_REWARDS = ("accuracy", "format")
 class TrainArguments:
     """What to train on; every training hyper-parameter is an ``RLRTConfig`` field."""
 
-    model: str = field(default="smollm2-135m", metadata={"help": "Model path or hub id; 'smollm2-135m' = embedded."})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": f"Model path or hub id; {DEFAULT_MODEL!r} = embedded."})
     dataset: str = field(
-        default="addition",
-        metadata={"help": "'addition' (built-in), 'rg:<reasoning-gym task>', a hub preset, or a .jsonl/.parquet/.csv "
-                  "path; append ':train' or ':test' for a split."},
+        default=DEFAULT_TASK,
+        metadata={"help": f"{DEFAULT_TASK!r} (built-in), 'rg:<reasoning-gym task>', a hub preset, or a "
+                  ".jsonl/.parquet/.csv path; append ':train' or ':test' for a split."},
     )
     dataset_limit: int | None = field(default=None, metadata={"help": "Use at most this many training problems."})
     dataset_options: str | None = field(
@@ -39,7 +45,8 @@ class TrainArguments:
                   "(instruction, system_prompt, chat)."},
     )
     eval_dataset: str | None = field(
-        default="addition:test", metadata={"help": "Held-out set for avg@k/pass@k during training; 'none' disables."}
+        default=DEFAULT_EVAL_DATASET,
+        metadata={"help": "Held-out set for avg@k/pass@k during training; 'none' disables."},
     )
     eval_limit: int = field(default=32, metadata={"help": "Held-out problems evaluated."})
     eval_samples: int = field(default=2, metadata={"help": "Samples per held-out problem (the k of avg@k)."})
@@ -58,14 +65,6 @@ class TrainArguments:
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata={"help": "LoRA target modules."}
     )
-
-
-def split_spec(spec: str) -> tuple[str, str]:
-    """``"addition:test"`` -> ``("addition", "test")``; no suffix means the train split."""
-    name, _, split = spec.rpartition(":")
-    if name and split in ("train", "test"):
-        return name, split
-    return spec, "train"
 
 
 def load_reward_funcs(names: list[str]):
@@ -151,8 +150,6 @@ def find_resume_checkpoint(train_args: TrainArguments, config: RLRTConfig) -> Pa
 
 def truncate_log(path: Path, last_step: int) -> None:
     """Drop log lines after ``last_step`` (they are produced again by the resumed run)."""
-    from .callbacks import read_jsonl
-
     rows = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
     if path.is_file():
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -246,8 +243,6 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
 
 def write_summary(run_dir: Path, log_history: list[dict[str, Any]], seconds: float, config: RLRTConfig) -> dict:
     """``summary.json`` and ``summary.md``: first/last training reward, held-out before/after, timing."""
-    from .callbacks import read_jsonl
-
     train_logs = [e for e in log_history if "reward" in e]
     heldout = read_jsonl(run_dir / "heldout.jsonl")
     summary: dict[str, Any] = {
@@ -268,3 +263,23 @@ def write_summary(run_dir: Path, log_history: list[dict[str, Any]], seconds: flo
         lines.append(f"- held-out at step {entry['step']}: {scores}")
     (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
     return summary
+
+
+COMMAND_ARGUMENTS = (TrainArguments, RLRTConfig)
+COMMAND_DEFAULTS = CPU_RUN_DEFAULTS
+
+
+def run_train(train_args: TrainArguments, config: RLRTConfig) -> int:
+    """``rlrt train``: train into a run folder and print where it is; the exit code (130/143 after a signal)."""
+    if config.output_dir == "auto":
+        config.output_dir = os.path.join("runs", f"{config.shaping}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        run_dir = run_training(train_args, config)
+    except RunAlreadyFinished as done:
+        print(f"rlrt train: {done}")
+        return 0
+    except TrainingInterrupted as stop:
+        print(f"\nrlrt train: {stop}", file=sys.stderr)
+        return 130 if stop.signal_name == "SIGINT" else 143
+    print(f"\nrun folder: {run_dir}  (summary.md, metrics.csv, heldout.jsonl, final/)")
+    return 0

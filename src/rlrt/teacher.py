@@ -28,6 +28,11 @@ from .text import completion_text  # noqa: F401  (re-exported: part of the teach
 Prompt = str | list[dict[str, Any]]
 LogpsFn = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
 
+DEFAULT_TEACHER_TEMPLATE = (
+    "{prompt}\nCorrect solution:\n\n{solution}\n\nCorrectly solve the original question.\n"
+)
+"""The teacher's user turn (SDPO's form); ``{prompt}`` and ``{solution}`` are filled by ``fill_template``."""
+
 _PLACEHOLDER = re.compile(r"\{(prompt|solution)\}")
 
 

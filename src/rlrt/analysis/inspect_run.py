@@ -13,7 +13,9 @@ import torch
 
 from ..algorithms import group_advantages, rows_needing_teacher, token_multiplier, token_weights
 from ..algorithms.shaping import get_variant
-from ..config import DEFAULT_TEACHER_TEMPLATE
+from ..config import CPU_RUN_DEFAULTS, config_default
+from ..data.tasks import DEFAULT_EVAL_DATASET
+from ..models import DEFAULT_MODEL
 from ..teacher import choose_contexts, render_prompt, tokenize_teacher_prompts
 from .asymmetry import token_asymmetry
 from .html import render_inspect_html
@@ -21,19 +23,22 @@ from .html import render_inspect_html
 
 @dataclass
 class InspectArguments:
-    model: str = "smollm2-135m"
-    dataset: str = "addition:test"
+    """``rlrt inspect`` flags. The shaping and teacher flags are ``RLRTConfig`` fields with training's defaults;
+    the sampling ones match ``rlrt train``'s (``num_samples`` is ``num_generations``)."""
+
+    model: str = DEFAULT_MODEL
+    dataset: str = DEFAULT_EVAL_DATASET
     limit: int = 2
-    num_samples: int = 8
-    max_new_tokens: int = 48
-    temperature: float = 1.0
+    num_samples: int = CPU_RUN_DEFAULTS["num_generations"]
+    max_new_tokens: int = CPU_RUN_DEFAULTS["max_completion_length"]
+    temperature: float = CPU_RUN_DEFAULTS["temperature"]
     seed: int = 0
-    shaping: str = "rlrt"
-    shaping_lambda: float = 0.5
-    shaping_eps_w: float = 1.0
+    shaping: str = config_default("shaping")
+    shaping_lambda: float = config_default("shaping_lambda")
+    shaping_eps_w: float = config_default("shaping_eps_w")
     teacher_context: str = "sibling"
-    teacher_prompt_template: str = DEFAULT_TEACHER_TEMPLATE
-    max_teacher_prompt_length: int = 1536
+    teacher_prompt_template: str = config_default("teacher_prompt_template")
+    max_teacher_prompt_length: int = config_default("max_teacher_prompt_length")
     top_k: int = 5
     critical_positions: int = 3
     output_dir: str = "inspect"
@@ -107,13 +112,13 @@ def inspect_group(model, tokenizer, prompt, answer, solution, completion_ids: li
     return {"prompt": prompt, "answer": str(answer), "rollouts": rollouts}
 
 
-def run_inspect(args: InspectArguments) -> tuple[Path, Path]:
+def write_inspection(args: InspectArguments) -> tuple[Path, Path]:
     """Sample, verify, score and write ``inspect.json`` + ``inspect.html`` into ``args.output_dir``."""
     from ..data.registry import load_task
     from ..evaluation.sampling import SamplingConfig, sample_completion_ids
     from ..models import load_model, load_tokenizer, resolve_model
     from ..rewards.math import MathVerifier
-    from ..run import split_spec
+    from ..data.registry import split_spec
 
     get_variant(args.shaping)
     path = resolve_model(args.model)
@@ -133,3 +138,13 @@ def run_inspect(args: InspectArguments) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(payload, indent=1))
     html_path.write_text(render_inspect_html(payload))
     return json_path, html_path
+
+
+COMMAND_ARGUMENTS = (InspectArguments,)
+
+
+def run_inspect(args: InspectArguments) -> int:
+    """``rlrt inspect``: write the page and print where it is; the exit code."""
+    json_path, html_path = write_inspection(args)
+    print(f"inspector: {html_path}  (data: {json_path})")
+    return 0

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..callbacks import read_jsonl
+from ..data.tasks import DEFAULT_EVAL_DATASET
+from ..io import read_jsonl
+from ..models import DEFAULT_MODEL
 
 PLOTTED = (
     "reward", "heldout", "entropy", "completions/mean_length", "rlrt/weight_mean", "rlrt/multiplier_mean",
@@ -171,21 +173,21 @@ def candidate_shift_for_runs(runs: list[dict[str, Any]], args: ReportArguments) 
     from ..data.registry import load_task
     from ..evaluation.sampling import SamplingConfig, sample_completion_ids
     from ..models import load_model, load_tokenizer, resolve_model
-    from ..run import split_spec
+    from ..data.registry import split_spec
     from ..teacher import render_prompt
     from .asymmetry import candidate_shift
     from .inspect_run import response_logits
 
     by_base: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
-        by_base[run["config"].get("train", {}).get("model", "smollm2-135m")].append(run)
+        by_base[run["config"].get("train", {}).get("model", DEFAULT_MODEL)].append(run)
     results: dict[str, dict[str, Any]] = {}
     for base_name, base_runs in by_base.items():
         base_path = resolve_model(base_name)
         tokenizer = load_tokenizer(base_path)
         base = load_model(base_path)
-        spec = base_runs[0]["config"].get("train", {}).get("eval_dataset") or "addition:test"
-        name, split = split_spec(spec if spec.lower() != "none" else "addition:test")
+        spec = base_runs[0]["config"].get("train", {}).get("eval_dataset") or DEFAULT_EVAL_DATASET
+        name, split = split_spec(spec if spec.lower() != "none" else DEFAULT_EVAL_DATASET)
         prompts = load_task(name, split=split, limit=args.shift_contexts)["prompt"]
         sampling = SamplingConfig(max_new_tokens=args.shift_max_new_tokens, seed=0, batch_size=32)
         contexts = [(render_prompt(tokenizer, p), ids[0]) for p, ids in
@@ -209,7 +211,8 @@ def candidate_shift_for_runs(runs: list[dict[str, Any]], args: ReportArguments) 
     return results
 
 
-def run_report(args: ReportArguments) -> dict[str, Path]:
+def write_report(args: ReportArguments) -> dict[str, Path]:
+    """Plots, ``summary.json`` and ``report.md`` in ``args.output_dir``; their paths by name."""
     if not args.runs:
         raise ValueError("rlrt report needs at least one run folder: rlrt report --runs runs/a runs/b")
     runs = [load_run(r) for r in args.runs]
@@ -229,3 +232,14 @@ def run_report(args: ReportArguments) -> dict[str, Path]:
     images = "\n".join(f"![{p.stem}]({p.name})" for p in plots[:1])
     (out / "report.md").write_text(f"# rlrt report\n\nRuns: {', '.join(str(r['dir']) for r in runs)}\n\n{table}\n{images}\n")
     return {"report": out / "report.md", "summary": out / "summary.json", "overview": plots[0]}
+
+
+COMMAND_ARGUMENTS = (ReportArguments,)
+
+
+def run_report(args: ReportArguments) -> int:
+    """``rlrt report``: write the report and print it; the exit code."""
+    paths = write_report(args)
+    print(paths["report"].read_text())
+    print(f"report: {paths['report']}  plots: {paths['overview'].parent}")
+    return 0

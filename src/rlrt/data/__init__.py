@@ -9,10 +9,11 @@ from .loaders import (
     load_local,
     load_reasoning_gym,
 )
-from .tasks import DEFAULT_TASK, DEFAULT_TASK_FORMAT, addition_task
-from .registry import load_task
+from .registry import load_task, split_spec
+from .tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK, DEFAULT_TASK_FORMAT, addition_task
 
 __all__ = [
+    "DEFAULT_EVAL_DATASET",
     "DEFAULT_INSTRUCTION",
     "DEFAULT_TASK",
     "DEFAULT_TASK_FORMAT",
@@ -26,4 +27,5 @@ __all__ = [
     "load_local",
     "load_reasoning_gym",
     "load_task",
+    "split_spec",
 ]

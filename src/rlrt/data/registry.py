@@ -11,6 +11,16 @@ from .formatting import PromptFormat
 from .loaders import HUB_PRESETS, LOCAL_FORMATS, load_hub, load_local, load_reasoning_gym
 from .tasks import DEFAULT_TASK, addition_task
 
+SPLITS = ("train", "test")
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``"addition:test"`` -> ``("addition", "test")``; no ``:train``/``:test`` suffix means the train split."""
+    name, _, split = spec.rpartition(":")
+    if name and split in SPLITS:
+        return name, split
+    return spec, "train"
+
 
 def load_task(spec: str, split: str = "train", limit: int | None = None, seed: int = 0, **options: Any) -> Dataset:
     """Resolve ``spec``:

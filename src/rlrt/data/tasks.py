@@ -18,6 +18,7 @@ from .formatting import PromptFormat
 from .loaders import build_dataset
 
 DEFAULT_TASK = "addition"
+DEFAULT_EVAL_DATASET = f"{DEFAULT_TASK}:test"  # the held-out split: `rlrt train`, `eval`, `inspect`, `report`
 SPLIT_SEED = 20260528
 HELD_OUT_SIZE = 64
 OPERAND_RANGE = (2, 19)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..data.tasks import DEFAULT_EVAL_DATASET
+from ..models import DEFAULT_MODEL
 from ..rewards.math import MathRewardConfig, MathVerifier, extract_final_answer
 from .metrics import summarize
 from .sampling import SamplingConfig, sample_completions
@@ -69,3 +73,65 @@ def write_results(results: list[dict[str, Any]], sampling: SamplingConfig, outpu
     settings = ", ".join(f"{k}={v}" for k, v in sampling.to_dict().items())
     md_path.write_text(f"# Evaluation\n\nSampling: {settings}\n\nScores in %.\n\n" + markdown_table(results))
     return json_path, md_path
+
+
+_SAMPLING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SamplingConfig)}
+
+
+@dataclass
+class EvalArguments:
+    """``rlrt eval`` flags; sampling defaults are ``SamplingConfig``'s (batch size aside: 64 sequences at once)."""
+
+    model: list[str] = field(default_factory=lambda: [DEFAULT_MODEL], metadata={"help": "One or more checkpoints."})
+    dataset: list[str] = field(
+        default_factory=lambda: [DEFAULT_EVAL_DATASET], metadata={"help": "One or more datasets."}
+    )
+    limit: int | None = field(default=None, metadata={"help": "At most this many problems per dataset."})
+    num_samples: int = field(default=8, metadata={"help": "Samples per problem (k of avg@k, n of pass@k)."})
+    max_new_tokens: int = field(default=_SAMPLING_DEFAULTS["max_new_tokens"])
+    temperature: float = field(default=_SAMPLING_DEFAULTS["temperature"])
+    top_p: float = field(default=_SAMPLING_DEFAULTS["top_p"])
+    top_k: int = field(default=_SAMPLING_DEFAULTS["top_k"])
+    batch_size: int = field(default=64, metadata={"help": "Sequences generated together."})
+    seed: int = field(default=_SAMPLING_DEFAULTS["seed"])
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast; default: where supported."})
+    output_dir: str = field(default="eval_results", metadata={"help": "Where results.json and results.md go."})
+    trust_remote_code: bool = field(default=False)
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                              top_k=self.top_k, batch_size=self.batch_size, seed=self.seed, bf16=self.bf16)
+
+
+def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Path, Path]:
+    """Every model of ``args.model`` on every dataset of ``args.dataset``; ``(results, json_path, md_path)``."""
+    from ..data.registry import load_task, split_spec
+    from ..models import load_model, load_tokenizer, resolve_model
+
+    sampling = args.sampling()
+    datasets = {}
+    for spec in args.dataset:
+        name, split = split_spec(spec)
+        datasets[spec] = load_task(name, split=split, limit=args.limit)
+    verifier = MathVerifier()
+    results = []
+    for model_name in args.model:
+        path = resolve_model(model_name)
+        model, tokenizer = load_model(path, args.trust_remote_code), load_tokenizer(path, args.trust_remote_code)
+        for spec, dataset in datasets.items():
+            result = evaluate_model(model, tokenizer, dataset, args.num_samples, sampling, verifier,
+                                    description=f"{model_name} on {spec}")
+            results.append({"model": model_name, "dataset": spec, **result})
+    json_path, md_path = write_results(results, sampling, args.output_dir)
+    return results, json_path, md_path
+
+
+COMMAND_ARGUMENTS = (EvalArguments,)
+
+
+def run_eval(args: EvalArguments) -> int:
+    """``rlrt eval``: evaluate, write ``results.json``/``results.md``, print the table; the exit code."""
+    results, json_path, md_path = evaluate_checkpoints(args)
+    print(markdown_table(results))
+    print(f"results: {json_path}  {md_path}")
+    return 0

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..config import cpu_supports_bf16
+from ..models import cpu_supports_bf16
 
 
 @dataclass
