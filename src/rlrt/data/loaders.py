@@ -7,7 +7,9 @@ column, or are skipped and counted when ``on_bad_rows="skip"``.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +22,16 @@ from .formatting import PromptFormat, format_prompt
 logger = logging.getLogger(__name__)
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+OUTPUT_COLUMNS = ("prompt", "question", "answer", "solution")
 
 
 @dataclass
 class HubPreset:
-    """Where a known dataset lives and which of its columns hold the question, answer and solution."""
+    """Where a known dataset lives, its splits (the first is the default) and which of its columns hold the
+    question, answer and solution."""
 
     path: str
-    split: str
+    splits: tuple[str, ...]
     question: str
     answer: str
     solution: str | None = None
@@ -36,11 +40,12 @@ class HubPreset:
 
 
 HUB_PRESETS: dict[str, HubPreset] = {
-    "gsm8k": HubPreset("openai/gsm8k", "test", "question", "answer", "answer", name="main", answer_transform="gsm8k"),
-    "math500": HubPreset("HuggingFaceH4/MATH-500", "test", "problem", "answer", "solution"),
-    "aime24": HubPreset("HuggingFaceH4/aime_2024", "train", "problem", "answer", "solution"),
-    "aime25": HubPreset("yentinglin/aime_2025", "train", "problem", "answer", "solution"),
-    "dapo-math-17k": HubPreset("BytedTsinghua-SIA/DAPO-Math-17k", "train", "prompt", "reward_model"),
+    "gsm8k": HubPreset("openai/gsm8k", ("test", "train"), "question", "answer", "answer", name="main",
+                       answer_transform="gsm8k"),
+    "math500": HubPreset("HuggingFaceH4/MATH-500", ("test",), "problem", "answer", "solution"),
+    "aime24": HubPreset("HuggingFaceH4/aime_2024", ("train",), "problem", "answer", "solution"),
+    "aime25": HubPreset("yentinglin/aime_2025", ("train",), "problem", "answer", "solution"),
+    "dapo-math-17k": HubPreset("BytedTsinghua-SIA/DAPO-Math-17k", ("train",), "prompt", "reward_model"),
 }
 
 
@@ -65,9 +70,14 @@ def build_dataset(
     fmt: PromptFormat | None = None,
     on_bad_rows: str = "error",
     source: str = "dataset",
-    extra_columns: Iterable[str] = (),
+    extra_columns: Iterable[str] | None = None,
 ) -> tuple[Dataset, RowReport]:
     """Normalise records into ``prompt``/``question``/``answer``/``solution`` columns.
+
+    Every other column is kept as it is (``extra_columns=None``, the default: the union over all rows, ``None``
+    where a row lacks it), so reward functions receive it as a keyword argument, as in TRL; pass a list to keep
+    only those. The mapped source columns are kept too; a source column named like an output column
+    (``prompt``, ``question``, ``answer``, ``solution``) is replaced by it.
 
     Raises ``BadRowError`` (``on_bad_rows="error"``) on an empty question, a missing or empty answer, or a
     non-string field; ``on_bad_rows="skip"`` drops such rows and counts them in the report (and the log).
@@ -76,7 +86,8 @@ def build_dataset(
         raise ValueError(f"on_bad_rows must be 'error' or 'skip'; got {on_bad_rows!r}.")
     fmt = fmt or PromptFormat()
     report = RowReport()
-    rows = []
+    rows, kept_records = [], []
+    index = -1
     for index, record in enumerate(records):
         try:
             row = _normalise_row(record, index, question_column, answer_column, solution_column, source)
@@ -88,9 +99,14 @@ def build_dataset(
             report.reasons[reason] = report.reasons.get(reason, 0) + 1
             continue
         row["prompt"] = format_prompt(row["question"], fmt)
+        rows.append(row)
+        kept_records.append(record)
+    if extra_columns is None:
+        extra_columns = list(dict.fromkeys(k for record in kept_records for k in record))
+    extra_columns = [c for c in extra_columns if c not in OUTPUT_COLUMNS]
+    for row, record in zip(rows, kept_records):
         for column in extra_columns:
             row[column] = record.get(column)
-        rows.append(row)
     report.kept = len(rows)
     if report.skipped:
         logger.warning("%s: skipped %d bad rows of %d: %s", source, report.skipped, index + 1, report.reasons)
@@ -129,40 +145,99 @@ def load_local(
     on_bad_rows: str = "error",
     limit: int | None = None,
 ) -> Dataset:
-    """A local JSONL, JSON, Parquet or CSV file; the ``*_column`` arguments map its columns."""
+    """A local JSONL, JSON, Parquet or CSV file; the ``*_column`` arguments map its columns, and every other
+    column is kept (reward functions receive it).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` (naming the file, and the line of a JSON
+    Lines file) for a folder, an unreadable, empty or malformed file, or missing question/answer columns.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"Dataset path {path} is a folder; pass the .jsonl/.json/.parquet/.csv file inside it.")
     if not path.is_file():
         raise FileNotFoundError(f"Dataset file {path} does not exist.")
     kind = LOCAL_FORMATS.get(path.suffix.lower())
     if kind is None:
         raise ValueError(f"Unsupported dataset file type {path.suffix!r}; use one of {sorted(LOCAL_FORMATS)}.")
-    import datasets
-
-    raw = datasets.load_dataset(kind, data_files=str(path), split="train")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"cannot read dataset file {path} (permission denied): fix its permissions or copy it.")
+    if path.stat().st_size == 0 or (kind != "parquet" and not path.read_text(errors="replace").strip()):
+        raise ValueError(f"Dataset file {path} is empty: add rows (one JSON object per line for .jsonl).")
+    records = _read_records(path, kind)
     if limit is not None:
-        raw = raw.select(range(min(limit, len(raw))))
-    if question_column not in raw.column_names or answer_column not in raw.column_names:
+        records = records[:limit]
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    if question_column not in columns or answer_column not in columns:
         raise ValueError(
-            f"{path} has columns {raw.column_names}; map the question and answer columns with "
+            f"{path} has columns {columns}; map the question and answer columns with "
             f"question_column=... and answer_column=... (now {question_column!r}, {answer_column!r})."
         )
-    solution = solution_column if solution_column in raw.column_names else None
-    dataset, _ = build_dataset(raw, question_column, answer_column, solution, fmt, on_bad_rows, source=str(path))
+    solution = solution_column if solution_column in columns else None
+    dataset, _ = build_dataset(records, question_column, answer_column, solution, fmt, on_bad_rows, source=str(path))
     return dataset
 
 
+def _read_records(path: Path, kind: str) -> list[dict[str, Any]]:
+    """The rows of a local file as dicts; JSON is parsed here so that an error can name its line."""
+    if kind == "json":
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
+            try:
+                records = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path} is not valid JSON (line {err.lineno}: {err.msg}).") from None
+            numbered = list(enumerate(records, start=1))
+            where = "item"
+        else:
+            numbered, where = [], "line"
+            for number, line in enumerate(text.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    numbered.append((number, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise ValueError(
+                        f"{path} line {number} is not valid JSON ({err.msg}, column {err.colno}): fix or remove that "
+                        "line (a .jsonl file holds one JSON object per line)."
+                    ) from None
+        for number, record in numbered:
+            if not isinstance(record, dict):
+                raise ValueError(
+                    f"{path} {where} {number} is a {type(record).__name__}, not a JSON object: each row must be an "
+                    'object such as {"question": ..., "answer": ...}.'
+                )
+        return [record for _, record in numbered]
+    import datasets
+
+    try:
+        raw = datasets.load_dataset(kind, data_files=str(path), split="train")
+    except Exception as err:  # noqa: BLE001 -- pyarrow/pandas raise many types; one line names the file
+        raise ValueError(f"cannot read {path} as {kind}: {type(err).__name__}: {err}".splitlines()[0]) from None
+    return raw.to_list()
+
+
 def load_hub(name: str, split: str | None = None, fmt: PromptFormat | None = None, limit: int | None = None) -> Dataset:
-    """A hub preset (``gsm8k``, ``math500``, ``aime24``, ``aime25``, ``dapo-math-17k``); needs network access."""
+    """A hub preset (``gsm8k``, ``math500``, ``aime24``, ``aime25``, ``dapo-math-17k``); needs network access.
+
+    ``split`` must be one of the preset's ``splits`` (``None``: its first); raises ``ValueError`` listing them
+    before anything is downloaded. Columns other than question/answer/solution are kept.
+    """
     if name not in HUB_PRESETS:
         raise ValueError(f"Unknown hub preset {name!r}; choose one of {sorted(HUB_PRESETS)} or pass a local file.")
     preset = HUB_PRESETS[name]
+    split = split or preset.splits[0]
+    if split not in preset.splits:
+        raise ValueError(
+            f"{name} has no {split!r} split; its splits are {list(preset.splits)}: ask for one of them "
+            f"(e.g. {name}:{preset.splits[0]})."
+        )
     import datasets
 
-    raw = datasets.load_dataset(preset.path, preset.name, split=split or preset.split)
+    raw = datasets.load_dataset(preset.path, preset.name, split=split)
     if limit is not None:
         raw = raw.select(range(min(limit, len(raw))))
     records = (_preset_record(preset, r) for r in raw)
-    dataset, _ = build_dataset(records, fmt=fmt, source=name)
+    dataset, _ = build_dataset(records, fmt=fmt, source=f"{name}:{split}")
     return dataset
 
 
@@ -175,7 +250,9 @@ def _preset_record(preset: HubPreset, record: Mapping[str, Any]) -> dict[str, An
     solution = record.get(preset.solution) if preset.solution else None
     if preset.answer_transform == "gsm8k":
         answer = str(answer).split("####")[-1].strip().replace(",", "")
-    return {"question": question, "answer": answer, "solution": solution}
+    used = {preset.question, preset.answer, preset.solution}
+    extra = {k: v for k, v in record.items() if k not in used and k not in OUTPUT_COLUMNS}
+    return {"question": question, "answer": answer, "solution": solution, **extra}
 
 
 def load_reasoning_gym(

@@ -14,21 +14,24 @@ from .tasks import DEFAULT_TASK, addition_task
 SPLITS = ("train", "test")
 
 
-def split_spec(spec: str) -> tuple[str, str]:
-    """``"addition:test"`` -> ``("addition", "test")``; no ``:train``/``:test`` suffix means the train split."""
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``"addition:test"`` -> ``("addition", "test")``; no ``:train``/``:test`` suffix -> ``(spec, None)``: the
+    source's default split (``train``; a hub preset's own, e.g. ``test`` for math500)."""
     name, _, split = spec.rpartition(":")
     if name and split in SPLITS:
         return name, split
-    return spec, "train"
+    return spec, None
 
 
-def load_task(spec: str, split: str = "train", limit: int | None = None, seed: int = 0, **options: Any) -> Dataset:
+def load_task(spec: str, split: str | None = None, limit: int | None = None, seed: int = 0, **options: Any) -> Dataset:
     """Resolve ``spec``:
+
+    ``split=None`` means the source's default: ``train``, or a hub preset's first split.
 
     * ``"addition"`` (or ``"default"``): the built-in default task, ``split`` ``train``/``test``;
     * ``"rg:<task>"``: a reasoning-gym task (``options`` are its parameters; ``split="test"`` draws from a
       different seed, ``seed + 1_000_003``, so the two splits are separate);
-    * a hub preset name (needs network): one of ``HUB_PRESETS``;
+    * a hub preset name (needs network): one of ``HUB_PRESETS``, ``split`` one of its splits;
     * a path to a ``.jsonl``/``.json``/``.parquet``/``.csv`` file (``options`` may map columns).
 
     ``instruction``, ``system_prompt`` and ``chat`` in ``options`` set the ``PromptFormat`` (not for the built-in
@@ -36,17 +39,31 @@ def load_task(spec: str, split: str = "train", limit: int | None = None, seed: i
     """
     format_keys = {k: options.pop(k) for k in ("instruction", "system_prompt", "chat") if k in options}
     fmt = PromptFormat(**format_keys) if format_keys else None
-    if spec in (DEFAULT_TASK, "default"):
-        return addition_task(split, limit=limit, seed=seed)
-    if spec.startswith("rg:"):
-        size = options.pop("size", limit or 256)
-        split_seed = seed if split == "train" else seed + 1_000_003
-        return load_reasoning_gym(spec[3:], size=size, seed=split_seed, fmt=fmt, **options)
     if spec in HUB_PRESETS:
-        return load_hub(spec, limit=limit, fmt=fmt)
+        _no_options(spec, options, "a hub preset")
+        return load_hub(spec, split=split, limit=limit, fmt=fmt)
+    if spec in (DEFAULT_TASK, "default"):
+        _no_options(spec, {**options, **format_keys}, "the built-in task (its prompt format is fixed)")
+        return addition_task(split or "train", limit=limit, seed=seed)
+    if spec.startswith("rg:"):
+        if split not in (None, "train", "test"):
+            raise ValueError(f"reasoning-gym tasks have the splits 'train' and 'test'; got {split!r}.")
+        size = options.pop("size", limit or 256)
+        split_seed = seed if split in (None, "train") else seed + 1_000_003
+        return load_reasoning_gym(spec[3:], size=size, seed=split_seed, fmt=fmt, **options)
     if Path(spec).suffix.lower() in LOCAL_FORMATS or Path(spec).exists():
+        if split is not None:
+            raise ValueError(
+                f"{spec} is a local file, which has no {split!r} split: drop ':{split}' and keep each split in its "
+                "own file."
+            )
         return load_local(spec, limit=limit, fmt=fmt, **options)
     raise ValueError(
         f"Unknown dataset {spec!r}. Use 'addition' (built-in), 'rg:<reasoning-gym task>' (e.g. rg:chain_sum), "
         f"a hub preset {sorted(HUB_PRESETS)}, or a path to a .jsonl/.parquet/.csv file."
     )
+
+
+def _no_options(spec: str, options: dict[str, Any], what: str) -> None:
+    if options:
+        raise ValueError(f"{spec} is {what} and takes no dataset options; got {sorted(options)}. Remove them.")
