@@ -38,17 +38,14 @@ def test_nested_braces_and_last_box():
     assert extract_boxed(r"\boxed{\{1, 2\}}") == r"\{1, 2\}"
 
 
-def test_think_block_and_fallbacks():
+def test_think_block_and_boxed_extraction():
     config = MathRewardConfig()
     assert extract_final_answer(r"<think>maybe \boxed{3}</think> so \boxed{4}", config) == "4"
     assert extract_final_answer(r"<think>maybe \boxed{3}</think> no final box", config) is None
     assert extract_final_answer(r"without a think block \boxed{5}", config) == "5"
-    assert extract_final_answer("Adding them, the answer is 42.", config) == "42"
-    assert extract_final_answer("The final answer is: $-7$", config) == "-7"
-    assert extract_final_answer("Work...\n#### 1,234", config) == "1,234"
-    assert extract_final_answer("The answer is 42.", MathRewardConfig(fallbacks=())) is None
-    with pytest.raises(ValueError, match="fallbacks"):
-        MathRewardConfig(fallbacks=("last_number",))
+    assert extract_final_answer("Adding them, the answer is 42.", config) is None  # boxes only
+    with pytest.raises(ValueError, match="answer_format"):
+        MathRewardConfig(answer_format="last_number")
 
 
 @pytest.mark.parametrize(
@@ -202,7 +199,7 @@ def test_format_reward_and_combination():
     completions = [r"\boxed{1}", "1", r"<think>\boxed{1}</think> done"]
     assert format_reward(completions=completions) == [1.0, 0.0, 0.0]
     combined = combine_rewards([accuracy_reward, format_reward], [1.0, 0.5])
-    assert combined(prompts=None, completions=[r"\boxed{3}", "3 is it", r"\boxed{4}"], answer=["3", "3", "3"]) == [
+    assert combined(prompts=None, completions=[r"\boxed{3}", "no idea", r"\boxed{4}"], answer=["3", "3", "3"]) == [
         1.5, 0.0, 0.5]
     with pytest.raises(ValueError, match="one weight each"):
         combine_rewards([accuracy_reward], [1.0, 2.0])

@@ -24,7 +24,7 @@ from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
 from .io import read_jsonl
 from .models import DEFAULT_MODEL
 
-BUILTIN_REWARDS = ("accuracy", "format")
+BUILTIN_REWARDS = ("accuracy", "format", "reasoning_gym")
 
 
 @dataclass
@@ -53,7 +53,8 @@ class TrainArguments:
     eval_every: int = field(default=0, metadata={"help": "Held-out evaluation every N steps (0: start and end)."})
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy"],
-        metadata={"help": "Reward functions: 'accuracy', 'format', or 'path/to/file.py:function' / 'module:function'."},
+        metadata={"help": "Reward functions: 'accuracy' (math-verify; reasoning-gym's own scorer on rg: rows), 'format', "
+                  "'reasoning_gym', or 'path/to/file.py:function' / 'module:function'."},
     )
     resume: str = field(
         default="auto",
@@ -67,14 +68,28 @@ class TrainArguments:
     )
 
 
-def load_reward_funcs(names: list[str]):
-    """Built-in names, or functions the user names by file path or module (nothing else is imported)."""
-    from .rewards import accuracy_reward, format_reward
+def load_reward_funcs(names: list[str], dataset: str | None = None):
+    """Built-in names, or functions the user names by file path or module (nothing else is imported).
 
+    ``dataset`` (the ``--dataset`` spec) checks the choice: ``reasoning_gym`` needs an ``rg:`` dataset; on an
+    ``rg:`` dataset ``accuracy`` grades with the task's own reasoning-gym scorer (it reads the rows' ``rg_*``
+    columns) and says so.
+    """
+    from .rewards import accuracy_reward, format_reward, reasoning_gym_reward
+
+    is_rg = bool(dataset) and split_spec(dataset)[0].startswith("rg:")
     funcs = []
     for name in names:
         if name == "accuracy":
             funcs.append(accuracy_reward)
+            if is_rg:
+                print(f"accuracy on {dataset}: graded by reasoning-gym's own scorer for "
+                      f"{split_spec(dataset)[0][3:]} (1.0 = full marks), not by math-verify.", flush=True)
+        elif name == "reasoning_gym":
+            if dataset and not is_rg:
+                raise ValueError(f"--reward_funcs reasoning_gym grades rg:<task> datasets; {dataset} is not one. "
+                                 "Use --reward_funcs accuracy.")
+            funcs.append(reasoning_gym_reward)
         elif name == "format":
             funcs.append(format_reward)
         elif ":" in name:
@@ -183,7 +198,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     if not isinstance(options, dict):
         raise ValueError(f"--dataset_options must be a JSON object, got {train_args.dataset_options!r}.")
     train_dataset = load_task(name, split=split, limit=train_args.dataset_limit, seed=config.seed, **options)
-    reward_funcs = load_reward_funcs(train_args.reward_funcs)
+    reward_funcs = load_reward_funcs(train_args.reward_funcs, train_args.dataset)
     for reward_func in reward_funcs:
         if callable(getattr(reward_func, "start", None)):
             reward_func.start()  # e.g. the math verifier's worker imports sympy while the model loads

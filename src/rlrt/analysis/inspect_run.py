@@ -54,12 +54,14 @@ def response_logits(model, prompt_ids: list[int], completion_ids: list[int]) -> 
 
 
 def inspect_group(model, tokenizer, prompt, answer, solution, completion_ids: list[list[int]],
-                  args: InspectArguments, verifier) -> dict[str, Any]:
-    """Everything the page shows for one problem's group of rollouts."""
-    from ..rewards.math import extract_final_answer
+                  args: InspectArguments, verifier, columns: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the page shows for one problem's group of rollouts; ``columns`` are the row's other grading
+    columns (``rlrt.rewards.grading_columns``), so a row is graded as the accuracy reward grades it."""
+    from ..rewards.grading import grade_batch
 
     texts = [tokenizer.decode(c, skip_special_tokens=True) for c in completion_ids]
-    verdicts = [verifier.verify(str(answer), extract_final_answer(t)) for t in texts]
+    verdicts = grade_batch(texts, [answer] * len(texts), verifier=verifier,
+                           **{name: [value] * len(texts) for name, value in (columns or {}).items()})
     correct = [bool(v) for v in verdicts]
     group = len(texts)
     advantages = group_advantages(torch.tensor([float(c) for c in correct]), group)
@@ -117,6 +119,7 @@ def write_inspection(args: InspectArguments) -> tuple[Path, Path]:
     from ..data.registry import load_task
     from ..evaluation.sampling import SamplingConfig, sample_completion_ids
     from ..models import load_model, load_tokenizer, resolve_model
+    from ..rewards.grading import grading_columns
     from ..rewards.math import MathVerifier
     from ..data.registry import split_spec
 
@@ -129,8 +132,10 @@ def write_inspection(args: InspectArguments) -> tuple[Path, Path]:
                               batch_size=max(args.num_samples, 8))
     ids = sample_completion_ids(model, tokenizer, dataset["prompt"], args.num_samples, sampling)
     verifier = MathVerifier()
+    columns = grading_columns(dataset)
     problems = [inspect_group(model, tokenizer, row["prompt"], row["answer"], row.get("solution") or "", ids[i], args,
-                              verifier) for i, row in enumerate(dataset)]
+                              verifier, {name: values[i] for name, values in columns.items()})
+                for i, row in enumerate(dataset)]
     payload = {"arguments": asdict(args), "model_path": str(path), "problems": problems}
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -258,20 +258,32 @@ def _preset_record(preset: HubPreset, record: Mapping[str, Any]) -> dict[str, An
 def load_reasoning_gym(
     task: str, size: int, seed: int, fmt: PromptFormat | None = None, **params: Any
 ) -> Dataset:
-    """A reasoning-gym task; ``gsm_symbolic``'s ``answer_cot`` becomes the reference ``solution``."""
+    """A reasoning-gym task; ``gsm_symbolic``'s ``answer_cot`` becomes the reference ``solution``.
+
+    Each row also carries ``rg_task``, ``rg_config`` (JSON of the ``create_dataset`` arguments) and ``rg_index``:
+    with them the rewards regenerate the row's reasoning-gym entry and grade it with the task's own scorer
+    (``rlrt.rewards.rg``).
+    """
+    import json
+
     import reasoning_gym
 
     try:
         generator = reasoning_gym.create_dataset(task, size=size, seed=seed, **params)
     except (KeyError, ValueError, TypeError) as err:
         raise ValueError(f"reasoning-gym could not build task {task!r} with {params}: {err}") from None
+    config = json.dumps({"size": size, "seed": seed, **params}, sort_keys=True)
     records = [
         {
             "question": item["question"],
             "answer": item["answer"],
             "solution": item["metadata"].get("answer_cot") or "",
+            "rg_task": task,
+            "rg_config": config,
+            "rg_index": index,
         }
-        for item in generator
+        for index, item in enumerate(generator)
     ]
-    dataset, _ = build_dataset(records, fmt=fmt, source=f"reasoning-gym:{task}")
+    dataset, _ = build_dataset(records, fmt=fmt, source=f"reasoning-gym:{task}",
+                               extra_columns=("rg_task", "rg_config", "rg_index"))
     return dataset

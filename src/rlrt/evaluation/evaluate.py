@@ -14,21 +14,23 @@ from tqdm.auto import tqdm
 
 from ..data.tasks import DEFAULT_EVAL_DATASET
 from ..models import DEFAULT_MODEL
-from ..rewards.math import MathRewardConfig, MathVerifier, extract_final_answer
+from ..rewards.grading import grade_batch, grading_columns
+from ..rewards.math import MathRewardConfig, MathVerifier
 from .metrics import summarize
 from .sampling import SamplingConfig, sample_completions
 
 
 def score_samples(completions: Sequence[Sequence[str]], golds: Sequence[Any], verifier: MathVerifier,
-                  reward_config: MathRewardConfig | None = None) -> list[list[float | None]]:
-    """``[problem][sample]`` 1.0/0.0 (``None`` where the gold answer cannot be parsed)."""
+                  reward_config: MathRewardConfig | None = None,
+                  columns: dict[str, Sequence] | None = None) -> list[list[float | None]]:
+    """``[problem][sample]`` 1.0/0.0 (``None`` where the gold answer cannot be parsed), graded by
+    ``rlrt.rewards.grade_batch`` as the accuracy reward grades; ``columns`` are the problems' other grading columns
+    (``rlrt.rewards.grading_columns``: a reasoning-gym task's rows are graded by its own scorer)."""
+    columns = columns or {}
     out = []
-    for samples, gold in zip(completions, golds, strict=True):
-        row = []
-        for text in samples:
-            verdict = verifier.verify(str(gold), extract_final_answer(text, reward_config))
-            row.append(None if verdict is None else float(verdict))
-        out.append(row)
+    for i, (samples, gold) in enumerate(zip(completions, golds, strict=True)):
+        row_columns = {name: [values[i]] * len(samples) for name, values in columns.items()}
+        out.append(grade_batch(samples, [gold] * len(samples), reward_config, verifier, **row_columns))
     return out
 
 
@@ -40,7 +42,7 @@ def evaluate_model(model, tokenizer, dataset, num_samples: int, sampling: Sampli
     started = time.perf_counter()
     with tqdm(total=total, desc=description, unit="seq", disable=not show_progress) as bar:
         completions = sample_completions(model, tokenizer, dataset["prompt"], num_samples, sampling, progress=bar.update)
-    scores = score_samples(completions, dataset["answer"], verifier)
+    scores = score_samples(completions, dataset["answer"], verifier, columns=grading_columns(dataset))
     summary = summarize(scores)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     problems = [

@@ -1,17 +1,58 @@
-"""Worker process for ``MathVerifier``: JSON lines in (``{"gold", "pred"}``), JSON lines out.
+"""Worker process for ``MathVerifier``: JSON lines in, JSON lines out; math-verify does all parsing here.
 
-Each request carries a time bound. This process's main thread interrupts a slow comparison itself with
-``SIGALRM`` (sympy loops in Python stop there, and the worker lives on); a computation stuck inside C code
-cannot be interrupted that way, so the parent also kills this process a little after the bound. Math-verify's
-own ``signal.alarm`` timeouts are disabled (they only work on a main thread of the *calling* process).
+A request is ``{"gold", "text" | "pred", "timeout", "options"}``: ``text`` is the part of a completion an answer
+is read from, extracted with math-verify's own extraction (``\\boxed{}``, several boxes, "final answer is",
+"answer:", math spans, numbers in prose, in math-verify's priority order); ``pred`` is an already extracted
+answer (the strict ``\\boxed{}``-only mode), parsed as ``\\boxed{pred}``. ``options`` are math-verify's ``verify``
+arguments (``float_rounding``, ``numeric_precision``, ``strict``, ``allow_set_relation_comp``) plus
+``max_answer_chars``.
+
+Time bound: this process's main thread interrupts a slow item itself with ``SIGALRM`` (sympy loops in Python
+stop there, and the worker lives on); a computation stuck inside C code cannot be interrupted that way, so the
+parent also kills this process a little after the bound. Math-verify's own ``signal.alarm`` timeouts are
+disabled (they only work on a main thread of the *calling* process).
+
+This module imports only the standard library at the top: the parent imports its rules (``normalize_digit_groups``,
+``EXPLOSIVE``) without sympy, and the worker is started from this file's path, without importing ``rlrt`` (and
+so torch), which keeps its start-up short.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import signal
 import sys
+
+# Power towers, long exponents and large factorials make sympy evaluate enormous integers inside C code, where no
+# signal can stop it. Such answers are never parsed, only compared as strings ("guarded").
+EXPLOSIVE = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\{?\s*\d{4,}|\*\*\s*\(?\s*\d{4,}|\d{3,}\s*!|\}\s*!|!\s*!")
+
+# SI digit grouping: "6 000", "6\u2009000", "6\\,000", "1 234 567.5" are one number. math-verify reads a space
+# or thin space inside LaTeX as a product ("6 000" -> 6*0 = 0, so equal to a gold 0), so the groups are joined
+# before math-verify sees the text (gold and completion alike). A group is exactly three digits.
+_GROUP_SEP = r"(?:[ \u00a0\u2009\u202f]|\\,|\\ |\\;|\\:|~)"
+_DIGIT_GROUPS = re.compile(r"(?<![\d.,])(\d{1,3})((?:" + _GROUP_SEP + r"\d{3})+)(?![\d])")
+_SEP = re.compile(_GROUP_SEP)
+
+
+def normalize_digit_groups(text: str) -> str:
+    """Join SI thousands groups (``"6 000"`` -> ``"6000"``); other text is unchanged."""
+    return _DIGIT_GROUPS.sub(lambda m: m.group(1) + _SEP.sub("", m.group(2)), text)
+
+
+# Markdown emphasis around an answer ("The answer is **73**.") would reach math-verify's expression reader as
+# the operators "**"; the markers of a closed pair on one line are dropped.
+_MARKDOWN_BOLD = re.compile(r"(\*\*|__)(?=\S)([^\n]*?\S)\1")
+
+
+def normalize_text(text: str) -> str:
+    """What math-verify reads: Markdown bold markers dropped, SI digit groups joined."""
+    return normalize_digit_groups(_MARKDOWN_BOLD.sub(r"\2", text))
+
+
+_MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
 
 
 class ItemTimeout(Exception):
@@ -22,28 +63,72 @@ def _on_alarm(signum, frame):
     raise ItemTimeout()
 
 
+def _guard_extraction(parser_module) -> None:
+    """Never let math-verify parse an explosive match: it is kept as its string only (see ``EXPLOSIVE``)."""
+    original = getattr(parser_module, "extract_match", None)
+    if original is None:  # another math-verify version: the time bound still holds, only the guard is lost
+        return
+
+    def guarded(match, target_type):
+        if EXPLOSIVE.search(match.group(0)):
+            return None, match.group(0)
+        return original(match, target_type)
+
+    parser_module.extract_match = guarded
+
+
 def main() -> None:
     logging.disable(logging.WARNING)
-    from math_verify import parse, verify
+    import math_verify.parser
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-    def parse_boxed(text: str):
-        return parse("\\boxed{" + text + "}", parsing_timeout=None)
+    _guard_extraction(math_verify.parser)
+    targets = [LatexExtractionConfig(), ExprExtractionConfig()]  # math-verify's defaults
+
+    def parse_gold(gold: str):
+        # A gold answer with its own math delimiters is read as written; bare LaTeX ("\frac{1}{2}", "x^2+1")
+        # as if it were boxed. The other reading is the fallback when the first gives nothing usable.
+        gold = normalize_digit_groups(gold)
+        boxed = "\\boxed{" + gold + "}"
+        readings = (gold, boxed) if any(d in gold for d in _MATH_DELIMITERS) else (boxed, gold)
+        for text in readings:
+            parsed = parse(text, targets, parsing_timeout=None)
+            if any(not isinstance(p, str) for p in parsed):
+                return parsed
+        return parse(readings[0], targets, parsing_timeout=None)
+
+    def parse_pred(request: dict):
+        if request.get("text") is not None:
+            return parse(normalize_text(request["text"]), targets, extraction_mode="first_match",
+                         parsing_timeout=None)
+        return parse("\\boxed{" + normalize_digit_groups(request["pred"]) + "}", targets, parsing_timeout=None)
 
     signal.signal(signal.SIGALRM, _on_alarm)
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
     for line in sys.stdin:
+        if not line.strip():
+            continue
         request = json.loads(line)
-        reply = {"gold_ok": False, "pred_ok": False, "correct": False, "error": None, "timeout": False}
+        options = request.get("options", {})
+        reply = {"gold_ok": False, "pred_ok": False, "correct": False, "error": None, "timeout": False,
+                 "extracted": None}
         signal.setitimer(signal.ITIMER_REAL, float(request.get("timeout", 3.0)))
         try:
-            gold = parse_boxed(request["gold"])
+            gold = parse_gold(request["gold"])
             reply["gold_ok"] = bool(gold)
             if gold:
-                pred = parse_boxed(request["pred"])
-                reply["pred_ok"] = bool(pred)
-                reply["correct"] = bool(pred) and bool(verify(gold, pred, timeout_seconds=None))
+                pred = parse_pred(request)
+                strings = [p for p in pred if isinstance(p, str)]
+                reply["extracted"] = (strings or [str(pred[0])])[0][:300] if pred else None
+                too_long = reply["extracted"] is not None and len(reply["extracted"]) > options.get(
+                    "max_answer_chars", 10**9)
+                reply["pred_ok"] = bool(pred) and not too_long
+                reply["correct"] = reply["pred_ok"] and bool(verify(
+                    gold, pred, float_rounding=options.get("float_rounding", 6),
+                    numeric_precision=options.get("numeric_precision", 15), strict=options.get("strict", True),
+                    allow_set_relation_comp=options.get("allow_set_relation_comp", False), timeout_seconds=None))
         except ItemTimeout:
             reply["timeout"] = True
         except Exception as exc:  # noqa: BLE001 -- any parser failure is a reply, never a dead worker

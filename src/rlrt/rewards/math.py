@@ -1,13 +1,17 @@
 """Math answer verification that never hangs and never crashes a run.
 
-* ``extract_final_answer`` (pure, linear time): the last ``\\boxed{...}`` with brace matching, looked for after
-  the last ``</think>`` when the completion has a think block; configurable fallbacks ("The answer is N",
-  ``#### N``); bounded input and answer size.
-* ``MathVerifier``: compares an extracted answer with the gold one using math-verify (gold parsed first). The
-  comparison runs in a persistent worker *subprocess* that is killed and restarted when an item exceeds its
-  time bound, so the bound holds on any thread and inside worker processes (math-verify's own timeouts use
-  ``signal.alarm``, which does not). Exact and plain-number matches are decided in-process, without the worker.
-* ``accuracy_reward`` / ``format_reward``: TRL reward functions (``prompts, completions, **columns``).
+* What is read as the answer: by default (``answer_format="any"``) math-verify's own extraction, run on the part
+  of the completion after the last ``</think>``: ``\\boxed{}`` (several boxes together are one answer), "The final
+  answer is X. I hope it is correct.", "answer: X", math spans (``$..$``, ``\\(..\\)``, ``\\[..\\]``) and numbers in
+  prose, units and percent signs after a span, in math-verify's priority order (the rightmost match of the best
+  anchor wins). ``answer_format="boxed"`` reads only the last ``\\boxed{}`` (for runs that force the format).
+* ``MathVerifier``: math-verify's ``parse`` and ``verify`` in a persistent worker *subprocess* that is killed and
+  restarted when an item exceeds its time bound, so the bound holds on any thread and inside worker processes
+  (math-verify's own timeouts use ``signal.alarm``, which does not). A plain number in a lone final box against a
+  plain-number gold is decided in-process (``fast_verdict``), by a rule that agrees with the worker (tested).
+* ``extract_boxed`` / ``extract_final_answer``: pure, linear-time box extraction with brace matching.
+
+The reward functions built on this are in ``rlrt.rewards.grading``.
 """
 
 from __future__ import annotations
@@ -21,49 +25,66 @@ import subprocess
 import sys
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
+from pathlib import Path
 
-from ..text import completion_text
+from ._verify_worker import EXPLOSIVE
 
-FALLBACKS = ("answer_is", "hash")
+ANSWER_FORMATS = ("any", "boxed")
 
 
 @dataclass
 class MathRewardConfig:
-    """Options of the math verifier.
+    """Options of math answer grading; the comparison options are math-verify's ``verify`` arguments, with its
+    defaults.
 
     Attributes:
-        timeout_seconds: bound on one comparison (extraction is linear and not counted).
+        answer_format: ``"any"``: math-verify's extraction (boxes, answer sentences, math spans, numbers in prose);
+            ``"boxed"``: only the last ``\\boxed{}`` counts (a strict format for training runs).
+        timeout_seconds: bound on one item (parsing and comparison in the worker).
         max_completion_chars: only the last this-many characters of a completion are searched (answers come last).
         max_answer_chars: a longer extracted answer counts as no answer.
-        fallbacks: when there is no ``\\boxed{}``: ``"answer_is"`` ("The (final) answer is N"), ``"hash"``
-            (GSM8K's ``#### N``); an empty tuple means boxed only.
         think_close_tag: with a think block, only the text after the last such tag is searched.
+        float_rounding: decimal places floats are rounded to before comparing (math-verify default 6).
+        numeric_precision: significant digits of numeric evaluation (math-verify default 15); e.g. with
+            ``float_rounding=2`` the answer 0.43 matches a gold 3/7.
+        strict: ``False`` matches variables by position (``h(b)`` equals ``h(a)``) and sets with tuples.
+        allow_set_relation_comp: ``True`` compares a relation with a set (``2 \\le z \\le 6`` with
+            ``z \\in [2,6]``); math-verify otherwise does so only when the answer is the set.
+
+    Raises ``ValueError`` naming the field on a bad value.
     """
 
+    answer_format: str = "any"
     timeout_seconds: float = 3.0
     max_completion_chars: int = 100_000
     max_answer_chars: int = 256
-    fallbacks: tuple[str, ...] = FALLBACKS
     think_close_tag: str = "</think>"
+    float_rounding: int = 6
+    numeric_precision: int = 15
+    strict: bool = True
+    allow_set_relation_comp: bool = False
 
     def __post_init__(self):
-        self.fallbacks = tuple(self.fallbacks)
-        unknown = set(self.fallbacks) - set(FALLBACKS)
-        if unknown:
-            raise ValueError(f"Unknown answer fallbacks {sorted(unknown)}; choose from {list(FALLBACKS)}.")
+        if self.answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {list(ANSWER_FORMATS)}; got {self.answer_format!r}.")
         if not self.timeout_seconds > 0:
             raise ValueError(f"timeout_seconds must be > 0; got {self.timeout_seconds}.")
         if self.max_completion_chars < 16 or self.max_answer_chars < 1:
             raise ValueError("max_completion_chars must be >= 16 and max_answer_chars >= 1.")
+        if self.float_rounding < 0 or self.numeric_precision < 1:
+            raise ValueError("float_rounding must be >= 0 and numeric_precision >= 1.")
+
+    def verify_options(self) -> dict:
+        """What the worker needs besides the texts."""
+        keys = ("float_rounding", "numeric_precision", "strict", "allow_set_relation_comp", "max_answer_chars")
+        return {k: v for k, v in asdict(self).items() if k in keys}
 
 
 # -------------------------------------------------------------------------------------------- extraction
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*\$?\s*([^\n$]{1,200}?)\s*\$?\s*(?:\.\s*$|\.\s|\n|$)", re.IGNORECASE)
-_HASH = re.compile(r"####\s*([^\n]{1,200})")
 
 
 def extract_boxed(text: str, max_tries: int = 8) -> str | None:
@@ -71,6 +92,11 @@ def extract_boxed(text: str, max_tries: int = 8) -> str | None:
 
     Linear in ``len(text)`` per try; an unclosed last box (a truncated completion) falls back to an earlier one.
     """
+    span = _last_box_span(text, max_tries)
+    return None if span is None else text[span[0] : span[1]].strip()
+
+
+def _last_box_span(text: str, max_tries: int = 8) -> tuple[int, int] | None:
     starts = [m.end() for m in _BOX.finditer(text)]
     for start in reversed(starts[-max_tries:]):
         depth = 1
@@ -81,7 +107,7 @@ def extract_boxed(text: str, max_tries: int = 8) -> str | None:
             elif char == "}" and text[i - 1] != "\\":
                 depth -= 1
                 if depth == 0:
-                    return text[start:i].strip()
+                    return start, i
     return None
 
 
@@ -94,16 +120,11 @@ def answer_region(text: str, config: MathRewardConfig) -> str:
 
 
 def extract_final_answer(text: str, config: MathRewardConfig | None = None) -> str | None:
-    """The final answer of a completion, or ``None`` (no answer, or longer than ``max_answer_chars``)."""
+    """The last ``\\boxed{}`` answer of a completion (after its think block), or ``None`` (none, or longer than
+    ``max_answer_chars``). This is the whole extraction of ``answer_format="boxed"``; the default format reads
+    more (see the module docstring) and is done by math-verify in the worker."""
     config = config or MathRewardConfig()
-    region = answer_region(text, config)
-    answer = extract_boxed(region)
-    if answer is None and "answer_is" in config.fallbacks:
-        matches = _ANSWER_IS.findall(region[-4000:])
-        answer = matches[-1].strip() if matches else None
-    if answer is None and "hash" in config.fallbacks:
-        matches = _HASH.findall(region[-4000:])
-        answer = matches[-1].strip() if matches else None
+    answer = extract_boxed(answer_region(text, config))
     if not answer or len(answer) > config.max_answer_chars:
         return None
     return answer
@@ -111,39 +132,70 @@ def extract_final_answer(text: str, config: MathRewardConfig | None = None) -> s
 
 # ------------------------------------------------------------------------------------------- comparison
 
-# Power towers, long exponents and large factorials make sympy evaluate enormous integers inside C code, where
-# no signal can stop it. Such answers are compared as normalised strings only ("guarded"), never parsed.
-_EXPLOSIVE = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\{?\s*\d{4,}|\*\*\s*\(?\s*\d{4,}|\d{3,}\s*!|\}\s*!|!\s*!")
-_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
-_NUMBER = re.compile(r"^[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$|^[-+]?\.\d+$")
+_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?")
+_AFTER_LONE_BOX = re.compile(r"[\s$.\\\])]*")  # closing math delimiters and a full stop
+_FLOAT_DIGITS = 15  # sympy's default Float precision: longer decimals are left to the worker
 
 
-def normalize_answer(answer: str) -> str:
-    """A canonical string for cheap exact matches: no ``$``, spacing commands, ``\\left``/``\\right``, text wrappers,
-    trailing period or surrounding spaces."""
-    s = answer.strip().strip("$").strip()
-    s = _TEXT_WRAPPER.sub(r"\1", s)
-    for token in ("\\left", "\\right", "\\!", "\\,", "\\;", "\\ ", "\\displaystyle", "dfrac", "tfrac"):
-        s = s.replace(token, "frac" if token in ("dfrac", "tfrac") else "")
-    s = re.sub(r"\s+", "", s).rstrip(".")
-    return s.lower()
+def plain_number(text: str) -> Fraction | None:
+    """``-12``, ``0.5``, ``3.250`` as exact fractions; ``None`` for anything else (signs ``+``, leading zeros,
+    commas, spaces, percent, exponents: their reading is math-verify's to decide)."""
+    text = text.strip()
+    return Fraction(text) if _PLAIN_NUMBER.fullmatch(text) else None
 
 
-def as_number(answer: str) -> Fraction | None:
-    """Plain decimal numbers (thousands separators allowed) as exact fractions; ``None`` for anything else."""
-    s = normalize_answer(answer)
-    if not _NUMBER.match(s):
+def _significant_digits(text: str) -> int:
+    return len(text.strip().lstrip("-").replace(".", "").lstrip("0"))
+
+
+def lone_final_box(region: str) -> str | None:
+    """The content of the region's only ``\\boxed{}``/``\\fbox{}`` when nothing but closing delimiters and a full
+    stop follow it and no "I hope it is correct" sentence (math-verify's one anchor above boxes) is present:
+    then math-verify's extraction reads exactly this box. ``None`` otherwise."""
+    if len(_BOX.findall(region)) != 1 or "hope" in region.lower():
         return None
-    return Fraction(s.replace(",", ""))
+    span = _last_box_span(region)
+    if span is None or not _AFTER_LONE_BOX.fullmatch(region, span[1] + 1):
+        return None
+    return region[span[0] : span[1]]
+
+
+def fast_verdict(gold: str, pred: str | None, float_rounding: int = 6) -> bool | None:
+    """The verdict for two plain numbers without math-verify, or ``None`` (ask the worker).
+
+    Agrees with math-verify's ``verify`` (property-tested): integers compare exactly; when a decimal is involved
+    math-verify rounds both to ``float_rounding`` places, so equal values are equal, values more than
+    ``2 * 10**-float_rounding`` apart are not (rounding moves each by at most a quarter of that), and anything
+    closer, or longer than sympy's 15-digit floats, is left to the worker.
+    """
+    if pred is None:
+        return None
+    gold_number, pred_number = plain_number(gold), plain_number(pred)
+    if gold_number is None or pred_number is None:
+        return None
+    if gold_number.denominator == 1 and pred_number.denominator == 1 and "." not in gold + pred:
+        return gold_number == pred_number
+    if max(_significant_digits(gold), _significant_digits(pred)) > _FLOAT_DIGITS:
+        return None
+    if gold_number == pred_number:
+        return True
+    if abs(gold_number - pred_number) > Fraction(2, 10**float_rounding):
+        return False
+    return None
+
+
+def _canonical(answer: str) -> str:
+    return re.sub(r"\s+", "", answer.strip().strip("$")).rstrip(".")
 
 
 class MathVerifier:
     """math-verify comparisons in a killable worker subprocess (see the module docstring).
 
     ``stats`` counts outcomes: ``fast_match``, ``worker_calls``, ``timeouts``, ``errors``, ``gold_unparseable``,
-    ``pred_unparseable``, ``guarded`` (explosive expressions compared as strings only), ``restarts`` (worker
-    killed: stuck in C code). An item takes at most
-    ``timeout_seconds + KILL_GRACE``, plus a worker start-up (seconds) for the item after a kill. Thread-safe; after a ``fork`` the child starts its own worker.
+    ``pred_unparseable`` (no answer found or parsed), ``guarded`` (explosive expressions compared as strings
+    only), ``restarts`` (worker killed: stuck in C code). An item takes at most ``timeout_seconds + KILL_GRACE``,
+    plus a worker start-up (about a second) for the item after a kill. Thread-safe; after a ``fork`` the child
+    starts its own worker.
     """
 
     STARTUP_TIMEOUT = 120.0
@@ -157,7 +209,11 @@ class MathVerifier:
         self._owner_pid = os.getpid()
         self._ready = False
         self._lock = threading.Lock()
-        self.worker_command = [sys.executable, "-m", "rlrt.rewards._verify_worker"]
+        # Run from the file's path, not `-m rlrt...`: importing the package would import torch (seconds). runpy
+        # does not put the file's folder (which holds this `math.py`) on sys.path, where it would shadow `math`.
+        worker = Path(__file__).with_name("_verify_worker.py")
+        self.worker_command = [sys.executable, "-c",
+                               f"import sys, runpy; sys.path.pop(0); runpy.run_path({str(worker)!r}, run_name='__main__')"]
         atexit.register(self.close)
 
     def close(self) -> None:
@@ -187,7 +243,7 @@ class MathVerifier:
             if self._readline(self._proc, self.STARTUP_TIMEOUT) is None:
                 self._kill()
                 raise RuntimeError(
-                    "The math-verify worker did not start; check that `python -m rlrt.rewards._verify_worker` runs."
+                    f"The math-verify worker did not start; check that `{' '.join(self.worker_command)}` runs."
                 )
             self._ready = True
         return self._proc
@@ -221,12 +277,12 @@ class MathVerifier:
         line = proc.stdout.readline()
         return json.loads(line) if line else None
 
-    def _ask(self, gold: str, pred: str) -> dict | None:
+    def _ask(self, request: dict) -> dict | None:
         with self._lock:
             proc = self._ready_worker()
             self.stats["worker_calls"] += 1
             try:
-                proc.stdin.write(json.dumps({"gold": gold, "pred": pred, "timeout": self.timeout_seconds}) + "\n")
+                proc.stdin.write(json.dumps({**request, "timeout": self.timeout_seconds}) + "\n")
                 proc.stdin.flush()
                 reply = self._readline(proc, self.timeout_seconds + self.KILL_GRACE)
             except (BrokenPipeError, OSError, ValueError):
@@ -241,26 +297,8 @@ class MathVerifier:
                 self._spare = self._spare or self._spawn()
             return reply
 
-    def verify(self, gold: str, pred: str | None) -> bool | None:
-        """``True``/``False`` for a parseable gold answer; ``None`` when the gold answer itself cannot be parsed."""
-        gold = "" if gold is None else str(gold).strip()
-        if not gold:
-            self.stats["gold_unparseable"] += 1
-            return None
-        if pred is None:
-            return False
-        if normalize_answer(gold) == normalize_answer(pred):
-            self.stats["fast_match"] += 1
-            return True
-        gold_number, pred_number = as_number(gold), as_number(pred)
-        if gold_number is not None and pred_number is not None:
-            self.stats["fast_match"] += 1
-            return gold_number == pred_number
-        if _EXPLOSIVE.search(gold) or _EXPLOSIVE.search(pred):
-            self.stats["guarded"] += 1
-            return False
-        reply = self._ask(gold, pred)
-        if reply is None:
+    def _verdict(self, reply: dict | None) -> bool | None:
+        if reply is None or reply.get("timeout"):
             return False
         if reply.get("error"):
             self.stats["errors"] += 1
@@ -271,81 +309,77 @@ class MathVerifier:
             self.stats["pred_unparseable"] += 1
         return bool(reply["correct"])
 
+    def _guarded(self, gold: str, answer: str | None) -> bool:
+        self.stats["guarded"] += 1
+        return answer is not None and _canonical(gold) == _canonical(answer)
+
+    def verify(self, gold, pred: str | None, config: MathRewardConfig | None = None) -> bool | None:
+        """Is the extracted answer ``pred`` (the content of a ``\\boxed{}``) equal to ``gold``?
+
+        ``True``/``False`` for a parseable gold answer; ``None`` when the gold answer itself cannot be parsed.
+        """
+        config = config or MathRewardConfig()
+        gold = "" if gold is None else str(gold).strip()
+        if not gold:
+            self.stats["gold_unparseable"] += 1
+            return None
+        if pred is None:
+            return False
+        if len(pred) > config.max_answer_chars:
+            self.stats["pred_unparseable"] += 1
+            return False
+        fast = fast_verdict(gold, pred, config.float_rounding)
+        if fast is not None:
+            self.stats["fast_match"] += 1
+            return fast
+        if EXPLOSIVE.search(gold) or EXPLOSIVE.search(pred):
+            return self._guarded(gold, pred)
+        return self._verdict(self._ask({"gold": gold, "pred": pred, "options": config.verify_options()}))
+
+    def grade_text(self, gold, text: str, config: MathRewardConfig | None = None) -> bool | None:
+        """Is the answer math-verify reads in ``text`` (a completion's answer region) equal to ``gold``?
+
+        ``None`` when the gold answer cannot be parsed. A lone final box holding a plain number is decided
+        in-process (``fast_verdict``); everything else is parsed and compared in the worker.
+        """
+        config = config or MathRewardConfig()
+        gold = "" if gold is None else str(gold).strip()
+        if not gold:
+            self.stats["gold_unparseable"] += 1
+            return None
+        if not text.strip():
+            self.stats["pred_unparseable"] += 1
+            return False
+        lone = lone_final_box(text)
+        fast = None if lone is None else fast_verdict(gold, lone, config.float_rounding)
+        if fast is not None:
+            self.stats["fast_match"] += 1
+            return fast
+        if EXPLOSIVE.search(gold):
+            return self._guarded(gold, extract_boxed(text))
+        return self._verdict(self._ask({"gold": gold, "text": text, "options": config.verify_options()}))
+
 
 _DEFAULT_VERIFIER: MathVerifier | None = None
 
 
 def default_verifier() -> MathVerifier:
+    """The process-wide verifier (default time bound), started on first use."""
     global _DEFAULT_VERIFIER
     if _DEFAULT_VERIFIER is None:
         _DEFAULT_VERIFIER = MathVerifier(MathRewardConfig().timeout_seconds)
     return _DEFAULT_VERIFIER
 
 
-# --------------------------------------------------------------------------------------- reward functions
+def verifier_for(config: MathRewardConfig) -> MathVerifier:
+    """The shared verifier when ``config`` keeps the default time bound, a new one otherwise."""
+    if config.timeout_seconds == MathRewardConfig.timeout_seconds:
+        return default_verifier()
+    return MathVerifier(config.timeout_seconds)
 
 
-def make_accuracy_reward(config: MathRewardConfig | None = None, verifier: MathVerifier | None = None, answer_column: str = "answer"):
-    """A TRL reward function scoring 1.0/0.0 against the ``answer_column`` column; ``None`` for an unparseable gold."""
-    config = config or MathRewardConfig()
-    verifier = verifier or (default_verifier() if config.timeout_seconds == MathRewardConfig.timeout_seconds
-                            else MathVerifier(config.timeout_seconds))
-
-    def accuracy_reward(completions, **kwargs) -> list[float | None]:
-        if answer_column not in kwargs:
-            raise ValueError(
-                f"accuracy_reward needs the gold answers in a {answer_column!r} dataset column; the batch has "
-                f"{sorted(k for k in kwargs if k not in ('trainer_state', 'log_extra', 'log_metric'))}. "
-                "Add or rename the column (see rlrt.data)."
-            )
-        golds = kwargs[answer_column]
-        before = Counter(verifier.stats)
-        rewards: list[float | None] = []
-        no_answer = 0
-        for completion, gold in zip(completions, golds, strict=True):
-            pred = extract_final_answer(completion_text(completion), config)
-            no_answer += pred is None
-            verdict = verifier.verify(gold, pred)
-            rewards.append(None if verdict is None else float(verdict))
-        log_metric = kwargs.get("log_metric")
-        if callable(log_metric) and rewards:
-            delta = Counter(verifier.stats)
-            delta.subtract(before)
-            log_metric("accuracy/no_answer_frac", no_answer / len(rewards))
-            log_metric("accuracy/timeouts", float(delta["timeouts"]))
-            log_metric("accuracy/gold_unparseable", float(delta["gold_unparseable"]))
-        return rewards
-
-    accuracy_reward.start = verifier.start  # lets a runner start the verifier's worker while the model loads
-    return accuracy_reward
-
-
-accuracy_reward = make_accuracy_reward()
-accuracy_reward.__doc__ = "Math accuracy (1.0/0.0) of the final \\boxed{} answer against the `answer` column."
-
-
-def format_reward(completions, **kwargs) -> list[float]:
-    """1.0 when the completion ends with an extractable ``\\boxed{}`` answer (after ``</think>`` if present)."""
-    config = MathRewardConfig()
-    return [float(extract_boxed(answer_region(completion_text(c), config)) is not None) for c in completions]
-
-
-def combine_rewards(reward_funcs, weights=None, name: str = "combined_reward"):
-    """One reward function returning ``sum_i w_i * r_i``; ``None`` only when every function returned ``None``.
-
-    TRL also accepts several functions with ``reward_weights``; this is for the cases that need a single one.
-    """
-    weights = list(weights) if weights is not None else [1.0] * len(reward_funcs)
-    if len(weights) != len(reward_funcs):
-        raise ValueError(f"{len(weights)} weights for {len(reward_funcs)} reward functions; give one weight each.")
-
-    def combined(prompts=None, completions=None, **kwargs):
-        outputs = [f(prompts=prompts, completions=completions, **kwargs) for f in reward_funcs]
-        result = []
-        for values in zip(*outputs, strict=True):
-            present = [(w, v) for w, v in zip(weights, values) if v is not None]
-            result.append(sum(w * v for w, v in present) if present else None)
-        return result
-
-    combined.__name__ = name
-    return combined
+def grade_math(completion_text_: str, gold, config: MathRewardConfig, verifier: MathVerifier) -> bool | None:
+    """Extract the answer from a completion's text as ``config.answer_format`` says, then verify it."""
+    if config.answer_format == "boxed":
+        return verifier.verify(gold, extract_final_answer(completion_text_, config), config)
+    return verifier.grade_text(gold, answer_region(completion_text_, config), config)
