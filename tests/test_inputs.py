@@ -193,3 +193,150 @@ def test_pyproject_license_is_an_spdx_string():
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
     assert project["license"] == "Apache-2.0"
+
+
+# ----------------------------------------------------------------------------------------- reward values
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_reward_is_refused_naming_the_function(bad):
+    from collections import Counter
+
+    from rlrt.reliability import RewardFunctionError, guard_reward_function
+
+    def exploding(prompts, completions, **kw):
+        return [1.0, bad, None]
+
+    guarded = guard_reward_function(exploding, "skip", Counter())
+    with pytest.raises(RewardFunctionError, match=r"'exploding' returned .*(inf|nan).* for sample 1.*None"):
+        guarded(prompts=["p"] * 3, completions=["c"] * 3)
+    fine = guard_reward_function(lambda prompts, completions, **kw: [1.0, None, 0], "skip", Counter())
+    assert fine(prompts=["p"] * 3, completions=["c"] * 3) == [1.0, None, 0]
+
+
+def test_broken_reward_streak_stops_after_the_limit_naming_the_last_error():
+    from rlrt.reliability import BrokenRewardWatch, RewardFunctionError
+
+    watch = BrokenRewardWatch(limit=3)
+    watch.update("f", failed=8, samples=8, last_error="KeyError: 'difficulty'")
+    watch.update("f", failed=3, samples=8, last_error="KeyError: 'difficulty'")  # some samples fine: streak resets
+    watch.update("f", failed=8, samples=8, last_error="KeyError: 'difficulty'")
+    watch.update("f", failed=8, samples=8, last_error="KeyError: 'difficulty'")
+    with pytest.raises(RewardFunctionError, match=r"'f' failed on every sample of 3 consecutive.*KeyError: 'difficulty'"):
+        watch.update("f", failed=8, samples=8, last_error="KeyError: 'difficulty'")
+    BrokenRewardWatch(limit=0).update("f", failed=8, samples=8, last_error="x")  # 0 disables
+
+
+def test_no_correct_rollout_warns_once(caplog):
+    from rlrt.reliability import NoCorrectWatch
+
+    watch = NoCorrectWatch(limit=2)
+    with caplog.at_level("WARNING", logger="rlrt.reliability"):
+        for any_correct in (False, True, False, False, False, False):
+            watch.update(any_correct)
+    warnings = [r.getMessage() for r in caplog.records if "no rollout" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "2 consecutive" in warnings[0] and "easier task" in warnings[0] and "num_generations" in warnings[0]
+
+
+# -------------------------------------------------------------------------------------------- answers
+
+
+def test_list_answer_means_any_of_these_is_right():
+    from rlrt.rewards import accuracy_reward
+
+    completions = [[{"role": "assistant", "content": "so \\boxed{5}"}]] * 3
+    scores = accuracy_reward(completions=completions, answer=[["5", "five"], ["7", "8"], ["3", "5"]])
+    assert scores == [1.0, 0.0, 1.0]
+
+
+def test_any_of_grading_in_evaluation():
+    from rlrt.evaluation.evaluate import score_samples
+    from rlrt.rewards.math import MathVerifier
+
+    assert score_samples([["\\boxed{5}", "\\boxed{6}"]], [["5", "6"]], MathVerifier()) == [[1.0, 1.0]]
+
+
+def test_answer_context_of_a_list_answer_is_not_its_repr():
+    from rlrt.teacher import answer_as_solution
+
+    assert answer_as_solution(["5", "five"]) == "The final answer is \\boxed{5}."
+
+
+@pytest.mark.parametrize(
+    "answers, message",
+    [
+        (["1", "", "3"], r"row 1, column 'answer': empty"),
+        (["1", "2", []], r"row 2, column 'answer': an empty list"),
+        (["1", None, "3"], r"row 1, column 'answer': missing"),
+        (["1", "2", ["4", " "]], r"row 2, column 'answer': .*empty"),
+        (["1", {"x": 1}, "3"], r"row 1, column 'answer': a dict"),
+    ],
+)
+def test_bad_answers_are_refused_when_the_trainer_is_built(tmp_path, tiny_model_dir, tokenizer, answers, message):
+    from datasets import Dataset
+
+    from rlrt import RLRTConfig, RLRTTrainer
+    from rlrt.rewards import parity_reward
+
+    rows = [{"prompt": [{"role": "user", "content": f"q{i}"}], "answer": a} for i, a in enumerate(answers)]
+    same_type = all(a is None or isinstance(a, str) for a in answers)
+    dataset = Dataset.from_list(rows) if same_type else _object_dataset(rows)
+    args = RLRTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, report_to="none")
+    with pytest.raises(ValueError, match=message):
+        RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward], args=args, train_dataset=dataset,
+                    processing_class=tokenizer)
+
+
+def _object_dataset(rows):
+    """A torch-style dataset (a list of dicts): no Arrow typing, so any Python value reaches the trainer."""
+
+    class Rows(list):
+        column_names = ["prompt", "answer"]
+
+        def __getitem__(self, key):
+            if isinstance(key, str):
+                return [r[key] for r in self]
+            return list.__getitem__(self, key)
+
+    return Rows(rows)
+
+
+def test_build_dataset_keeps_list_answers_as_lists():
+    ds, _ = build_dataset([{"question": "a?", "answer": ["5", "five"]}, {"question": "b?", "answer": 3}])
+    assert ds["answer"] == [["5", "five"], ["3"]]
+    with pytest.raises(ValueError, match=r"row 0: column 'answer' is an empty list"):
+        build_dataset([{"question": "a?", "answer": []}])
+
+
+# ------------------------------------------------------------------------------------- rlrt train, end to end
+
+TINY = ["--per_device_train_batch_size", "4", "--num_generations", "2", "--max_completion_length", "4",
+        "--eval_dataset", "none", "--bf16", "false", "--disable_tqdm", "true"]
+
+
+@pytest.mark.slow
+def test_extra_column_reaches_the_reward_and_a_broken_reward_stops_the_run(tmp_path, tiny_model_dir, capsys):
+    from rlrt.callbacks import read_jsonl
+    from rlrt.cli import main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(json.dumps({"question": f"q{i}?", "answer": str(i), "difficulty": 0.25})
+                              for i in range(8)))
+    rewards = tmp_path / "rewards.py"
+    rewards.write_text("def by_difficulty(completions, difficulty, **kw):\n    return [float(d) for d in difficulty]\n"
+                       "def broken(completions, **kw):\n    raise KeyError('level')\n")
+    run = tmp_path / "ok"
+    assert main(["train", "--model", str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(run),
+                 "--reward_funcs", f"{rewards}:by_difficulty", "--max_steps", "1", *TINY]) == 0
+    logged = [m for m in read_jsonl(run / "metrics.jsonl") if "reward" in m]
+    assert logged[0]["rewards/by_difficulty/mean"] == 0.25 and logged[0]["rewards/by_difficulty/errors"] == 0
+
+    capsys.readouterr()
+    code = main(["train", "--model", str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(tmp_path / "bad"),
+                 "--reward_funcs", f"{rewards}:broken", "--max_steps", "5", "--max_failed_reward_steps", "2", *TINY])
+    err = capsys.readouterr().err
+    assert code == 1
+    line = [x for x in err.splitlines() if x.startswith("rlrt train: error:")]
+    assert len(line) == 1 and "'broken' failed on every sample of 2 consecutive" in line[0] and "KeyError" in line[0]
+    assert "Traceback" not in err

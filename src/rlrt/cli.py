@@ -38,12 +38,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     name = argv[0]
+    from .reliability import NonFiniteStepError, RewardFunctionError
+
     try:
         parsed, run = parse_command(name, argv[1:])
         return run(*parsed) or 0
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"rlrt {name}: error: {err}", file=sys.stderr)
         return 2
+    except (RewardFunctionError, NonFiniteStepError) as err:  # the run stopped itself; its checkpoints are intact
+        print(f"rlrt {name}: error: {err}", file=sys.stderr)
+        return 1
 
 
 def parse_command(name: str, argv: list[str]):

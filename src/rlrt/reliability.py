@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import shutil
 import signal
 import threading
@@ -29,13 +30,16 @@ class RewardFunctionError(RuntimeError):
     """A reward function failed in strict mode, or returned something unusable."""
 
 
-def guard_reward_function(func: Callable, mode: str, errors: Counter) -> Callable:
+def guard_reward_function(func: Callable, mode: str, errors: Counter, last_errors: dict | None = None) -> Callable:
     """Wrap a TRL reward function so one bad sample does not end the run.
 
     ``mode="skip"``: when the batch call raises, the function is called sample by sample and the samples that
-    still raise score ``None`` (``errors[name]`` counts them). ``mode="raise"``: the error propagates, with the
-    function's name. Either way, a wrong-length result or a non-numeric value is an error that names the function.
+    still raise score ``None`` (``errors[name]`` counts them, ``last_errors[name]`` keeps the last error as
+    ``"Type: message"``). ``mode="raise"``: the error propagates, with the function's name. Either way, a
+    wrong-length result, a non-numeric value or a non-finite one (inf, nan) is an error that names the function;
+    ``None`` means "not applicable", as in TRL.
     """
+    last_errors = {} if last_errors is None else last_errors
     name = getattr(func, "__name__", type(func).__name__)
 
     @functools.wraps(func)
@@ -48,14 +52,14 @@ def guard_reward_function(func: Callable, mode: str, errors: Counter) -> Callabl
                     f"Reward function {name!r} raised {type(err).__name__}: {err}. Fix it, or set "
                     "reward_errors='skip' to score failing samples None and go on."
                 ) from err
-            values = _per_sample(func, name, prompts, completions, kwargs, errors)
+            values = _per_sample(func, name, prompts, completions, kwargs, errors, last_errors)
         _check_values(name, values, len(completions))
         return values
 
     return guarded
 
 
-def _per_sample(func, name, prompts, completions, kwargs, errors: Counter) -> list:
+def _per_sample(func, name, prompts, completions, kwargs, errors: Counter, last_errors: dict) -> list:
     per_row_keys = [k for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(completions)]
     values = []
     for i in range(len(completions)):
@@ -64,6 +68,7 @@ def _per_sample(func, name, prompts, completions, kwargs, errors: Counter) -> li
             values.extend(func(prompts=[prompts[i]], completions=[completions[i]], **row_kwargs))
         except Exception as err:  # noqa: BLE001
             errors[name] += 1
+            last_errors[name] = f"{type(err).__name__}: {err}"
             logger.warning("Reward function %r failed on sample %d (%s: %s); scoring it None.",
                            name, i, type(err).__name__, err)
             values.append(None)
@@ -81,10 +86,57 @@ def _check_values(name: str, values, expected: int) -> None:
             f"Reward function {name!r} returned {len(values)} values for {expected} completions; return one per "
             "completion."
         )
-    for value in values:
+    for index, value in enumerate(values):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise RewardFunctionError(
                 f"Reward function {name!r} returned a {type(value).__name__} ({value!r}); rewards must be floats or None."
+            )
+        if value is not None and not math.isfinite(value):
+            raise RewardFunctionError(
+                f"Reward function {name!r} returned {value} for sample {index}; rewards must be finite (a non-finite "
+                "reward zeroes its group's advantages). Return None where the reward does not apply."
+            )
+
+
+class BrokenRewardWatch:
+    """Stops a run whose reward function fails on every sample of ``limit`` consecutive rollout batches.
+
+    ``reward_errors="skip"`` is for the odd failing sample; a function that never succeeds (a missing column, a
+    typo) is broken, and training on its ``None`` rewards would only waste the run. ``limit=0`` disables.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.streaks: Counter[str] = Counter()
+
+    def update(self, name: str, failed: int, samples: int, last_error: str | None) -> None:
+        """Record one rollout batch of ``samples`` completions (all processes) of which ``failed`` raised."""
+        self.streaks[name] = self.streaks[name] + 1 if samples > 0 and failed >= samples else 0
+        if self.limit and self.streaks[name] >= self.limit:
+            raise RewardFunctionError(
+                f"Reward function {name!r} failed on every sample of {self.streaks[name]} consecutive rollout batches "
+                f"(last error: {last_error or 'unknown'}). It is broken, not flaky: fix it (dataset columns reach it "
+                "as keyword arguments) or remove it. max_failed_reward_steps sets this limit (0: never stop)."
+            )
+
+
+class NoCorrectWatch:
+    """Warns once when ``limit`` consecutive rollout batches held no correct rollout; ``limit=0`` disables."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.streak = 0
+        self.warned = False
+
+    def update(self, any_correct: bool) -> None:
+        self.streak = 0 if any_correct else self.streak + 1
+        if self.limit and self.streak >= self.limit and not self.warned:
+            self.warned = True
+            logger.warning(
+                "no rollout has been correct for %d consecutive rollout batches: GRPO learns nothing from such groups "
+                "and RLRT shapes nothing. Try an easier task, more generations (num_generations) or a longer "
+                "max_completion_length, and check that completions give the answer in the format the reward reads "
+                "(e.g. \\boxed{}).", self.streak,
             )
 
 

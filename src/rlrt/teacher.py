@@ -40,7 +40,10 @@ _PLACEHOLDER = re.compile(r"\{(prompt|solution)\}")
 
 
 def answer_as_solution(answer: Any) -> str:
-    """The context text used when only the gold final answer is given to the teacher."""
+    """The context text used when only the gold final answer is given to the teacher; of a list answer ("any of
+    these is right"), the first."""
+    if isinstance(answer, (list, tuple)):
+        answer = answer[0]
     return "The final answer is \\boxed{" + str(answer) + "}."
 
 

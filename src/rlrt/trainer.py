@@ -29,7 +29,16 @@ from trl import GRPOTrainer
 
 from .algorithms.shaping import lambda_at_step, rows_needing_teacher, shape_advantages, shaping_metrics
 from .config import RLRTConfig
-from .reliability import COMPLETE_MARKER, GracefulStop, NonFiniteGuard, guard_reward_function, rotate_checkpoints
+from .data.loaders import answer_problem
+from .reliability import (
+    COMPLETE_MARKER,
+    BrokenRewardWatch,
+    GracefulStop,
+    NonFiniteGuard,
+    NoCorrectWatch,
+    guard_reward_function,
+    rotate_checkpoints,
+)
 from .text import completion_text
 from .teacher import (
     TeacherWeights,
@@ -66,8 +75,12 @@ class RLRTTrainer(GRPOTrainer):
         _check_tokenizer(kwargs.get("processing_class"), train_dataset)
         self.reward_errors: Counter[str] = Counter()
         self._reward_errors_logged: Counter[str] = Counter()
+        self.reward_last_errors: dict[str, str] = {}
+        self.broken_reward_watch = BrokenRewardWatch(args.max_failed_reward_steps)
+        self.no_correct_watch = NoCorrectWatch(args.no_correct_warning_steps)
         reward_funcs = [
-            guard_reward_function(f, args.reward_errors, self.reward_errors) if _is_plain_callable(f) else f
+            guard_reward_function(f, args.reward_errors, self.reward_errors, self.reward_last_errors)
+            if _is_plain_callable(f) else f
             for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs])
         ]
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, **kwargs)
@@ -132,11 +145,17 @@ class RLRTTrainer(GRPOTrainer):
         self._rollout_cache = (prompts, completions, rewards_per_func)
         # Errors of this step summed over all processes (a collective: every rank calls it every step).
         names = self.reward_func_names
-        local = [self.reward_errors[n] - self._reward_errors_logged[n] for n in names]
+        local = [self.reward_errors[n] - self._reward_errors_logged[n] for n in names] + [len(prompts)]
         total = self.accelerator.reduce(torch.tensor(local, dtype=torch.float32, device=self.accelerator.device), "sum")
-        for name, count in zip(names, total.tolist()):
+        *errors, samples = total.tolist()
+        for name, count in zip(names, errors):
             self._metrics["train" if self.model.training else "eval"][f"rewards/{name}/errors"].append(count)
             self._reward_errors_logged[name] = self.reward_errors[name]
+            if self.model.training:
+                self.broken_reward_watch.update(name, count, samples, self.reward_last_errors.get(name))
+        if self.model.training:  # rewards_per_func is gathered: every rank sees the same value
+            gate = torch.nan_to_num(rewards_per_func[:, self._correctness_index], nan=-math.inf)
+            self.no_correct_watch.update(bool((gate >= self.args.correctness_threshold).any()))
         return rewards_per_func
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -390,6 +409,14 @@ def _check_dataset_columns(args: RLRTConfig, dataset) -> None:
             f"train_dataset needs a 'prompt' column (chat messages or text); it has {list(columns)}. Rename your "
             "question column or build the dataset with rlrt.data (build_dataset / load_local with question_column=...)."
         )
+    if "answer" in columns:
+        for row, value in enumerate(dataset["answer"]):
+            problem = answer_problem(value)
+            if problem:
+                raise ValueError(
+                    f"train_dataset row {row}, column 'answer': {problem}. Fix or drop the row (rlrt.data's loaders "
+                    "skip such rows with on_bad_rows='skip'); rename the column if your own reward reads it otherwise."
+                )
     if args.variant.direction == 0:
         return
     needed = {args.teacher_context, args.teacher_context_fallback} & {"reference", "answer"}

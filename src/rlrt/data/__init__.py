@@ -4,6 +4,7 @@ from .formatting import DEFAULT_INSTRUCTION, PromptFormat, format_prompt
 from .loaders import (
     HUB_PRESETS,
     BadRowError,
+    answer_problem,
     build_dataset,
     load_hub,
     load_local,
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_TASK_FORMAT",
     "HUB_PRESETS",
     "BadRowError",
+    "answer_problem",
     "PromptFormat",
     "addition_task",
     "build_dataset",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -110,9 +111,36 @@ def build_dataset(
     report.kept = len(rows)
     if report.skipped:
         logger.warning("%s: skipped %d bad rows of %d: %s", source, report.skipped, index + 1, report.reasons)
+    if any(isinstance(row["answer"], list) for row in rows):  # one Arrow type per column: all lists then
+        for row in rows:
+            row["answer"] = row["answer"] if isinstance(row["answer"], list) else [row["answer"]]
     if not rows:
         raise ValueError(f"{source} has no usable rows (skipped {report.skipped}): check the file and column names.")
     return Dataset.from_list(rows), report
+
+
+def answer_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a gold answer, or ``None`` when it can.
+
+    A gold answer is a non-empty string, a finite number, or a non-empty list of those, meaning "any of these is
+    right" (graded so by ``rlrt.rewards``); it is never turned into the text of a list or of ``None``.
+    """
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "an empty list (a list answer means 'any of these is right' and needs at least one)"
+        for j, item in enumerate(value):
+            problem = answer_problem(item) if not isinstance(item, (list, tuple)) else "a nested list"
+            if problem:
+                return f"a list whose item {j} is {problem}"
+        return None
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return f"missing ({value})"
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return (f"a {type(value).__name__} ({value!r:.60}); a gold answer is a string, a number, or a list of them "
+                "(any of which is right)")
+    if not str(value).strip():
+        return "empty"
+    return None
 
 
 def _normalise_row(record, index, question_column, answer_column, solution_column, source) -> dict[str, Any]:
@@ -125,11 +153,10 @@ def _normalise_row(record, index, question_column, answer_column, solution_colum
         raise BadRowError(f"{where}: column {question_column!r} must be a string, got {type(question).__name__}")
     if not question.strip():
         raise BadRowError(f"{where}: column {question_column!r} is empty")
-    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-        raise BadRowError(f"{where}: column {answer_column!r} must be a string or number, got {type(answer).__name__}")
-    answer = str(answer).strip()
-    if not answer:
-        raise BadRowError(f"{where}: column {answer_column!r} is empty")
+    problem = answer_problem(answer)
+    if problem:
+        raise BadRowError(f"{where}: column {answer_column!r} is {problem}")
+    answer = [str(a).strip() for a in answer] if isinstance(answer, (list, tuple)) else str(answer).strip()
     solution = record.get(solution_column) if solution_column else None
     if solution is not None and not isinstance(solution, str):
         raise BadRowError(f"{where}: column {solution_column!r} must be a string, got {type(solution).__name__}")

@@ -6,7 +6,7 @@ Which library grades what:
 * a reasoning-gym row (columns ``rg_task``, ``rg_config``, ``rg_index``, added by ``load_reasoning_gym``):
   reasoning-gym's own ``score_answer`` for that task (``rlrt.rewards.rg``); correct means full marks;
 * any other row: math-verify (extraction and comparison) against the ``answer`` column, in the bounded-time
-  worker of ``rlrt.rewards.math``.
+  worker of ``rlrt.rewards.math``; a list there means "any of these is right" (``grade_math_any``).
 
 The reward functions follow TRL's contract ``f(prompts, completions, **columns) -> list[float | None]``.
 """
@@ -70,11 +70,25 @@ def grade_batch(completions: Sequence, golds: Sequence, config: MathRewardConfig
         counts["math"] += 1
         verifier = verifier or verifier_for(config)
         before = verifier.stats["pred_unparseable"]
-        verdict = grade_math(text, gold, config, verifier)
+        verdict = grade_math_any(text, gold, config, verifier)
         counts["no_answer"] += verifier.stats["pred_unparseable"] > before or (
             config.answer_format == "boxed" and extract_boxed(answer_region(text, config)) is None)
         grades.append(None if verdict is None else float(verdict))
     return grades
+
+
+def grade_math_any(text: str, gold, config: MathRewardConfig, verifier: MathVerifier) -> bool | None:
+    """``grade_math`` for one gold answer or a list of them, meaning "any of these is right": ``True`` when one
+    matches, ``None`` when none can be parsed, ``False`` otherwise. The text of a list is never compared."""
+    if not isinstance(gold, (list, tuple)):
+        return grade_math(text, gold, config, verifier)
+    verdicts = []
+    for item in gold:
+        verdict = grade_math(text, item, config, verifier)
+        if verdict:
+            return True
+        verdicts.append(verdict)
+    return None if all(v is None for v in verdicts) else False
 
 
 def grade(completion, gold, config: MathRewardConfig | None = None, verifier: MathVerifier | None = None,
