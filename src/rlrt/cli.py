@@ -5,6 +5,7 @@
     rlrt eval --model runs/x/final --dataset addition:test --num_samples 8
     rlrt inspect --model runs/x/final --limit 2             # tokens coloured by D = log P_S - log P_T (HTML)
     rlrt report --runs runs/a runs/b --output_dir report    # plots, table, candidate-set shift
+    rlrt interventions --limit 4 --continuations 4          # does the top-KL position decide the outcome?
     accelerate launch -m rlrt train --config run.yaml
 """
 
@@ -24,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "eval": "rlrt.evaluation.evaluate",
     "inspect": "rlrt.analysis.inspect_run",
     "report": "rlrt.analysis.report",
+    "interventions": "rlrt.analysis.intervention_run",
 }
 
 

@@ -17,6 +17,9 @@ h1{font-size:20px} h2{font-size:16px;margin-top:28px;border-top:1px solid #ddd;p
 .tok{border-radius:2px;padding:1px 0}
 .tok.critical{outline:2px solid #6f42c1;outline-offset:1px;margin-right:8px}
 .tok.critical::after{content:"\\2605";color:#6f42c1;font-size:9px;vertical-align:super}
+.tok.probe{border-bottom:3px solid #b08800} .tok.probe-top{border-bottom:3px solid #d62728}
+.tok.probe-random{border-bottom:3px solid #1f77b4}
+pre.summary{font-size:12px;background:#f6f8fa;padding:8px;overflow-x:auto}
 table.alts{border-collapse:collapse;font-size:12px;margin-top:6px} table.alts td,table.alts th{border:1px solid #ddd;padding:2px 6px}
 """
 
@@ -34,11 +37,11 @@ data.problems.forEach((problem, p) => {
   problem.rollouts.forEach((r, k) => {
     const box = document.createElement('div'); box.className='rollout'; box.dataset.rollout=k;
     const meta = document.createElement('div'); meta.className='meta';
-    meta.innerHTML = `<span class="${r.correct?'ok':'bad'}">${r.correct?'correct':'wrong'}</span> &middot; A = ${fmt(r.advantage)} &middot; `
-      + (r.has_teacher ? (r.shaped ? 'reweighted' : 'teacher context, not reweighted (gate or A = 0)') : 'no teacher context');
+    meta.innerHTML = `<span class="${r.correct?'ok':'bad'}">${r.correct?'correct':'wrong'}</span> &middot; ` + (r.advantage === undefined ? '' : `A = ${fmt(r.advantage)} &middot; `)
+      + (r.note !== undefined ? r.note : (r.has_teacher ? (r.shaped ? 'reweighted' : 'teacher context, not reweighted (gate or A = 0)') : 'no teacher context'));
     box.appendChild(meta);
     const line = document.createElement('div'); line.className='tokens';
-    const alts = [];
+    const alts = [], probes = [];
     r.tokens.forEach((t, i) => {
       const span = document.createElement('span'); span.className='tok'+(t.critical?' critical':'');
       span.textContent = t.text.replace(/\\n/g, '\\u21b5\\n');
@@ -46,7 +49,8 @@ data.problems.forEach((problem, p) => {
       span.dataset.d = t.d === null ? '' : String(t.d);
       span.dataset.m = String(t.multiplier);
       span.dataset.kl = t.kl === null ? '' : String(t.kl);
-      span.title = `D = ${fmt(t.d)}  multiplier = ${fmt(t.multiplier)}\\nlog P_S = ${fmt(t.logp_student)}  log P_T = ${fmt(t.logp_teacher)}\\nKL(P_S||P_T) = ${fmt(t.kl)}`;
+      if (t.probe) { span.classList.add('probe', 'probe-' + t.probe.role); probes.push([i, t]); }
+      span.title = (t.probe ? `probed (${t.probe.role}): influence resample = ${fmt(t.probe.resample, 2)}, reflect = ${fmt(t.probe.reflect, 2)}\n` : '') + `D = ${fmt(t.d)}  multiplier = ${fmt(t.multiplier)}\\nlog P_S = ${fmt(t.logp_student)}  log P_T = ${fmt(t.logp_teacher)}\\nKL(P_S||P_T) = ${fmt(t.kl)}`;
       line.appendChild(span);
       if (t.critical) alts.push([i, t]);
     });
@@ -63,10 +67,25 @@ data.problems.forEach((problem, p) => {
       });
       box.appendChild(table);
     }
+    if (probes.length) {
+      const table = document.createElement('table'); table.className='alts probes';
+      table.innerHTML = '<tr><th>probed position</th><th>token</th><th>role</th><th>KL</th><th>influence: resample</th><th>influence: reflect</th></tr>';
+      probes.forEach(([i, t]) => {
+        const row = document.createElement('tr');
+        [String(i), JSON.stringify(t.text), t.probe.role, fmt(t.kl), fmt(t.probe.resample, 2), fmt(t.probe.reflect, 2)].forEach(v => {
+          const td = document.createElement('td'); td.textContent = v; row.appendChild(td); });
+        table.appendChild(row);
+      });
+      box.appendChild(table);
+    }
     section.appendChild(box);
   });
   root.appendChild(section);
 });
+if (data.interventions) {
+  const pre = document.getElementById('interventions-summary'); pre.textContent = data.interventions.table;
+  pre.parentElement.hidden = false;
+}
 document.body.dataset.ready = '1';
 """
 
@@ -89,6 +108,10 @@ def render_inspect_html(payload: dict[str, Any]) -> str:
 <span style="background:rgba(38,139,210,.6)">teacher-predicted: D &lt; 0</span>
 <span style="outline:2px solid #6f42c1">&#9733; largest KL(P_S || P_T): critical decision points</span>
 Hover a token for D = log P_S &minus; log P_T and its RLRT multiplier.</p>
+<section hidden><h2>Interventions: flip rate at top-KL vs random positions</h2>
+<p class="legend"><span class="tok probe-top">top-KL probed position</span> <span class="tok probe-random">random probed position</span>
+<span class="tok probe">other probed position (full probe)</span> The underlined token is the first one regenerated; hover it for its influence.</p>
+<pre class="summary" id="interventions-summary"></pre></section>
 <div id="problems"></div>
 <script id="rlrt-data" type="application/json">{data}</script>
 <script>{_SCRIPT}</script>

@@ -109,3 +109,43 @@ def sample_completions(
     """``num_samples`` completions for each prompt, as ``[prompt][sample]`` strings (special tokens removed)."""
     ids = sample_completion_ids(model, tokenizer, prompts, num_samples, sampling, progress)
     return [[tokenizer.decode(c, skip_special_tokens=True) for c in per_prompt] for per_prompt in ids]
+
+
+@torch.no_grad()
+def sample_continuation_ids(
+    model,
+    tokenizer,
+    sequences: Sequence[Sequence[int]],
+    num_samples: int,
+    sampling: SamplingConfig,
+) -> list[list[list[int]]]:
+    """``num_samples`` continuations of each token-id sequence, ``[sequence][sample]``, cut after the first EOS/pad.
+
+    For prefixes already in token ids (no re-tokenisation at the cut): each sequence (prompt plus a partial
+    completion) is repeated ``num_samples`` times, left-padded, and generated in batches of ``sampling.batch_size``
+    sequences (memory is bounded by one batch); the torch seed ``sampling.seed`` is set first.
+    """
+    torch.manual_seed(sampling.seed)
+    device = next(model.parameters()).device
+    flat = [list(s) for s in sequences for _ in range(num_samples)]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stop_ids = {tokenizer.pad_token_id, tokenizer.eos_token_id} - {None}
+    greedy = sampling.temperature == 0
+    kwargs = dict(max_new_tokens=sampling.max_new_tokens, do_sample=not greedy, pad_token_id=pad_id)
+    if not greedy:
+        kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=sampling.top_k or None)
+    outputs: list[list[int]] = []
+    for start in range(0, len(flat), sampling.batch_size):
+        chunk = flat[start : start + sampling.batch_size]
+        width = max(len(s) for s in chunk)
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, seq in enumerate(chunk):
+            ids[i, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+            mask[i, width - len(seq) :] = 1
+        with autocast_context(device, sampling.bf16):
+            generated = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
+        for row in generated[:, width:].tolist():
+            cut = next((i for i, token in enumerate(row) if token in stop_ids), len(row))
+            outputs.append(row[: cut + 1] if cut < len(row) and row[cut] == tokenizer.eos_token_id else row[:cut])
+    return [outputs[i * num_samples : (i + 1) * num_samples] for i in range(len(sequences))]
