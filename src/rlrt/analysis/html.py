@@ -109,8 +109,9 @@ def render_inspect_html(payload: dict[str, Any]) -> str:
 <span style="outline:2px solid #6f42c1">&#9733; largest KL(P_S || P_T): critical decision points</span>
 Hover a token for D = log P_S &minus; log P_T and its RLRT multiplier.</p>
 <section hidden><h2>Interventions: flip rate at top-KL vs random positions</h2>
-<p class="legend"><span class="tok probe-top">top-KL probed position</span> <span class="tok probe-random">random probed position</span>
-<span class="tok probe">other probed position (full probe)</span> The underlined token is the first one regenerated; hover it for its influence.</p>
+<p class="legend"><span style="border-bottom:3px solid #d62728">top-KL probed position</span>
+<span style="border-bottom:3px solid #1f77b4">random probed position</span>
+<span style="border-bottom:3px solid #b08800">other probed position (full probe)</span> The underlined token is the first one regenerated; hover it for its influence.</p>
 <pre class="summary" id="interventions-summary"></pre></section>
 <div id="problems"></div>
 <script id="rlrt-data" type="application/json">{data}</script>

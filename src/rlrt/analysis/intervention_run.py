@@ -62,7 +62,7 @@ class InterventionArguments:
         "help": "The run's reward deciding correctness: 'accuracy', 'format', or 'module:function' / 'file.py:function'."})
     correctness_threshold: float = field(default=config_default("correctness_threshold"),
                                          metadata={"help": "Correct when the reward >= this."})
-    teacher_context: str = field(default=config_default("teacher_context"),
+    teacher_context: str = field(default="sibling",
                                  metadata={"help": "'sibling', 'reference' or 'answer'."})
     teacher_context_fallback: str | None = field(default=config_default("teacher_context_fallback"))
     teacher_prompt_template: str = field(default=config_default("teacher_prompt_template"))
