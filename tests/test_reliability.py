@@ -123,16 +123,16 @@ def test_rotation_keeps_complete_checkpoints_and_never_deletes_before_a_new_one_
 
 def test_trainer_rotates_only_after_the_new_checkpoint_is_complete(tmp_path, tiny_model_dir, tokenizer, dataset,
                                                                    monkeypatch):
-    import rlrt.trainer as trainer_module
+    import rlrt.reliability as reliability_module
 
     seen = []
-    real = trainer_module.rotate_checkpoints
+    real = reliability_module.rotate_checkpoints
 
     def spy(run_dir, limit, protect=None):
         seen.append([p.name for p in complete_checkpoints(run_dir)])
         return real(run_dir, limit, protect)
 
-    monkeypatch.setattr(trainer_module, "rotate_checkpoints", spy)
+    monkeypatch.setattr(reliability_module, "rotate_checkpoints", spy)
     make_trainer(tiny_model_dir, tokenizer, dataset, config(tmp_path, save_total_limit=1, save_steps=1,
                                                           max_steps=3)).train()
     # At each rotation the previous checkpoint still exists and the new one is already complete.

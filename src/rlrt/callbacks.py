@@ -20,6 +20,8 @@ LIVE_FIELDS = (
     ("rlrt/multiplier_min", "m_min", "{:.2f}"),
     ("rlrt/multiplier_max", "m_max", "{:.2f}"),
     ("rlrt/self_driven_frac", "self", "{:.2f}"),
+    ("sdpo/distillation_loss", "distill", "{:.4f}"),
+    ("self_distillation/reprompt_sample_fraction", "reprompt", "{:.2f}"),
     ("entropy", "H", "{:.2f}"),
     ("completions/mean_length", "len", "{:.0f}"),
     ("rlrt/teacher_seconds", "t_teacher", "{:.1f}s"),

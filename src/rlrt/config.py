@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import warnings
 from dataclasses import dataclass, field
 
@@ -33,6 +35,19 @@ STUDENT_LOGPS = ("rollout", "current")
 SIBLING_SELECTIONS = ("random", "first", "shortest")
 RLSD_LAMBDA_DECAY_STEPS = 50
 
+# `shaping="sdpo"` trains with TRL's experimental SDPOTrainer instead (rlrt.baselines.sdpo; docs/sdpo.md).
+SDPO = "sdpo"
+SHAPINGS = (*VARIANTS, SDPO)
+# RLRT options with an SDPO counterpart: rlrt's value -> SDPOConfig field (teacher_weights values are translated).
+SDPO_MAPPED_FIELDS = {"teacher_weights": "teacher_model_kind", "teacher_ema_rate": "teacher_update_rate",
+                      "correctness_threshold": "success_reward_threshold"}
+SDPO_TEACHER_KIND = {"live": "live", "frozen": "base", "ema": "ema"}
+# RLRT options with no SDPO meaning: refused with shaping="sdpo" unless left at their defaults.
+RLRT_ONLY_FIELDS = ("shaping_lambda", "shaping_eps_w", "shaping_lambda_decay_steps", "log_ratio_clamp",
+                    "student_logps", "correctness_reward", "teacher_context", "teacher_context_fallback",
+                    "sibling_selection", "teacher_prompt_template", "max_teacher_prompt_length", "teacher_batch_size")
+SDPO_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+
 # Defaults of `rlrt train` that differ from RLRTConfig's: a short run that fits 2 CPU cores in a few minutes.
 CPU_RUN_DEFAULTS = dict(
     per_device_train_batch_size=16,
@@ -62,7 +77,9 @@ class RLRTConfig(GRPOConfig):
 
     shaping (`str`, defaults to `"rlrt"`):
         Variant: `"grpo"` (baseline), `"rlrt"` (self-driven tokens of correct rollouts up), `"rlrt_all"` (no
-        reward gate), `"teacher_up"` (teacher-predicted tokens of correct rollouts up), `"rlsd"` (RLSD).
+        reward gate), `"teacher_up"` (teacher-predicted tokens of correct rollouts up), `"rlsd"` (RLSD), or
+        `"sdpo"`: the SDPO baseline, trained by TRL's experimental `SDPOTrainer` (see `sdpo_options` and
+        `docs/sdpo.md` for which options carry over).
     shaping_lambda (`float`, defaults to `0.5`):
         Mixing weight `lam`: `A_t = A * ((1 - lam) + lam * clip(w, 1 - eps_w, 1 + eps_w))`.
     shaping_eps_w (`float`, defaults to `1.0`):
@@ -96,8 +113,9 @@ class RLRTConfig(GRPOConfig):
     teacher_prompt_template (`str`):
         User turn of the teacher prompt; `{prompt}` and `{solution}` are substituted literally (never with
         `str.format`, so LaTeX braces are safe). Defaults to SDPO's form.
-    teacher_weights (`str`, defaults to `"live"`):
-        `"live"` (current policy), `"frozen"` (the initial model; LoRA adapters disabled), `"ema"`.
+    teacher_weights (`str` or `None`, defaults to `None`):
+        `"live"` (current policy), `"frozen"` (the initial model; LoRA adapters disabled), `"ema"`. `None` picks
+        the variant's default: `"ema"` for `"sdpo"` (SDPO's own default), `"live"` otherwise.
     teacher_ema_rate (`float`, defaults to `0.05`):
         `theta_T <- (1 - tau) * theta_T + tau * theta` after every optimizer step, when `teacher_weights="ema"`.
     max_teacher_prompt_length (`int`, defaults to `1536`):
@@ -122,12 +140,27 @@ class RLRTConfig(GRPOConfig):
         0 disables.
     checkpoint_on_signal (`bool`, defaults to `True`):
         SIGINT/SIGTERM during `train()` finish the current step, write a complete checkpoint and stop training.
+
+    > SDPO baseline (`shaping="sdpo"`)
+
+    sdpo_options (`dict`, JSON `str` or `None`, defaults to `None`):
+        SDPO-only fields of TRL's `SDPOConfig` (e.g. `{"distillation_weight": 0.5, "distillation_mode":
+        "full_logits"}`); every field not given keeps SDPO's own default. Shared fields (learning rate, batch,
+        generation, saving...) are the usual options; `teacher_weights`, `teacher_ema_rate` and
+        `correctness_threshold` map to SDPO's `teacher_model_kind`, `teacher_update_rate` and
+        `success_reward_threshold`.
     """
+
+    _VALID_DICT_FIELDS = GRPOConfig._VALID_DICT_FIELDS + ["sdpo_options"]
+
 
     epsilon_high: float | None = field(
         default=0.28, metadata={"help": "Upper clip epsilon (DAPO clip-higher); the paper's setting is 0.28."}
     )
-    shaping: str = field(default="rlrt", metadata={"help": f"Token shaping variant, one of {sorted(VARIANTS)}."})
+    shaping: str = field(
+        default="rlrt",
+        metadata={"help": f"Token shaping variant, one of {sorted(VARIANTS)}, or 'sdpo' (TRL's SDPOTrainer)."},
+    )
     shaping_lambda: float = field(default=0.5, metadata={"help": "Mixing weight lam in [0, 1]."})
     shaping_eps_w: float = field(default=1.0, metadata={"help": "Clip half-width eps_w of the token weight (> 0)."})
     shaping_lambda_decay_steps: int | None = field(
@@ -152,7 +185,11 @@ class RLRTConfig(GRPOConfig):
     teacher_prompt_template: str = field(
         default=DEFAULT_TEACHER_TEMPLATE, metadata={"help": "Teacher user turn with {prompt} and {solution}."}
     )
-    teacher_weights: str = field(default="live", metadata={"help": f"Teacher weights, one of {TEACHER_WEIGHTS}."})
+    teacher_weights: str | None = field(
+        default=None,
+        metadata={"help": f"Teacher weights, one of {TEACHER_WEIGHTS}; None = variant default ('ema' for sdpo, "
+                  "'live' otherwise)."},
+    )
     teacher_ema_rate: float = field(default=0.05, metadata={"help": "EMA rate tau in (0, 1]."})
     max_teacher_prompt_length: int = field(default=1536, metadata={"help": "Teacher prompt bound in tokens."})
     teacher_batch_size: int | None = field(default=None, metadata={"help": "Rows per teacher forward chunk."})
@@ -176,6 +213,11 @@ class RLRTConfig(GRPOConfig):
     checkpoint_on_signal: bool = field(
         default=True, metadata={"help": "On SIGINT/SIGTERM, finish the step, write a checkpoint and stop."}
     )
+    sdpo_options: dict | str | None = field(
+        default=None,
+        metadata={"help": "With --shaping sdpo: SDPO-only SDPOConfig fields as JSON, e.g. "
+                  "'{\"distillation_weight\": 0.5}'; unset ones keep SDPO's defaults (docs/sdpo.md)."},
+    )
 
     def __post_init__(self):
         if not _accelerator_available() and not self.use_cpu:
@@ -193,7 +235,20 @@ class RLRTConfig(GRPOConfig):
             if "must be divisible by num_generations" not in str(err):
                 raise
             raise ValueError(_batch_message(self, user_set)) from None
+        for name in ("max_nonfinite_steps", "max_failed_reward_steps", "no_correct_warning_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}.")
+        _check_choice("reward_errors", self.reward_errors, ("skip", "raise"))
+        if self.shaping == SDPO:
+            self._check_sdpo()
+            return
+        if self.shaping not in VARIANTS:
+            raise ValueError(f"Unknown shaping mode {self.shaping!r}; choose one of {list(SHAPINGS)}.")
+        if self.sdpo_options:
+            raise ValueError(f"sdpo_options only applies to shaping='sdpo', not {self.shaping!r}: remove it.")
         variant = get_variant(self.shaping)
+        if self.teacher_weights is None:
+            self.teacher_weights = "live"
         if self.teacher_context is None:
             self.teacher_context = variant.default_context or "sibling"
         if self.shaping_lambda_decay_steps is None:
@@ -221,10 +276,6 @@ class RLRTConfig(GRPOConfig):
             raise ValueError(f"teacher_ema_rate must lie in (0, 1]; got {self.teacher_ema_rate}. SDPO uses 0.05.")
         if self.max_teacher_prompt_length < 16:
             raise ValueError(f"max_teacher_prompt_length must be >= 16 tokens; got {self.max_teacher_prompt_length}.")
-        for name in ("max_nonfinite_steps", "max_failed_reward_steps", "no_correct_warning_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}.")
-        _check_choice("reward_errors", self.reward_errors, ("skip", "raise"))
         if self.teacher_batch_size is not None and self.teacher_batch_size < 1:
             raise ValueError(f"teacher_batch_size must be >= 1 or None; got {self.teacher_batch_size}.")
         for placeholder in ("{prompt}", "{solution}"):
@@ -233,20 +284,92 @@ class RLRTConfig(GRPOConfig):
                     f"teacher_prompt_template must contain {placeholder}; got {self.teacher_prompt_template!r}."
                 )
 
+    def _check_sdpo(self) -> None:
+        """Refuse what TRL's SDPOTrainer cannot honour, each with one line (docs/sdpo.md has the table)."""
+        sdpo_config = sdpo_config_class()
+        defaults = _field_defaults(RLRTConfig)
+        changed = [name for name in RLRT_ONLY_FIELDS if getattr(self, name) != defaults[name]]
+        if changed:
+            raise ValueError(
+                f"shaping='sdpo' trains with TRL's SDPOTrainer, where {', '.join(changed)} "
+                f"{'has' if len(changed) == 1 else 'have'} no meaning: remove {'it' if len(changed) == 1 else 'them'} "
+                "(SDPO's own options go in sdpo_options; see docs/sdpo.md)."
+            )
+        sdpo_fields = {f.name for f in dataclasses.fields(sdpo_config)}
+        grpo_defaults = _field_defaults(GRPOConfig)
+        resolved = _resolved_grpo_defaults()  # some defaults are resolved in __post_init__ ("auto" -> None)
+        grpo_only = [name for name in grpo_defaults if name not in sdpo_fields
+                     and getattr(self, name) not in (grpo_defaults[name], resolved[name])]
+        if grpo_only:
+            raise ValueError(
+                f"shaping='sdpo': TRL's SDPOConfig has no option {', '.join(grpo_only)} (a GRPOConfig option): "
+                "remove it, or train a GRPO-based shaping."
+            )
+        if self.beta != 0.0:
+            raise ValueError(f"shaping='sdpo': TRL's SDPOTrainer has no KL term, so beta={self.beta} would be "
+                             "ignored: remove beta (or set it to 0).")
+        if self.loss_type not in SDPO_LOSS_TYPES:
+            raise ValueError(f"shaping='sdpo': loss_type={self.loss_type!r} is not one of SDPOTrainer's "
+                             f"{list(SDPO_LOSS_TYPES)}.")
+        if self.teacher_weights is None:
+            self.teacher_weights = "ema"
+        _check_choice("teacher_weights", self.teacher_weights, TEACHER_WEIGHTS)
+        if not 0.0 < self.teacher_ema_rate <= 1.0:
+            raise ValueError(f"teacher_ema_rate must lie in (0, 1]; got {self.teacher_ema_rate}. SDPO uses 0.05.")
+        options = self.sdpo_options or {}
+        if not isinstance(options, dict):
+            raise ValueError(f"sdpo_options must be a JSON object of SDPOConfig fields; got {options!r}.")
+        for key in options:
+            if key in SDPO_MAPPED_FIELDS.values():
+                rlrt_name = next(k for k, v in SDPO_MAPPED_FIELDS.items() if v == key)
+                raise ValueError(f"sdpo_options: set {rlrt_name} instead of {key} (it maps to SDPO's {key}).")
+            if key in grpo_defaults:
+                raise ValueError(f"sdpo_options: {key} is a shared option; set it directly (--{key}), not in "
+                                 "sdpo_options.")
+            if key not in sdpo_fields:
+                raise ValueError(f"sdpo_options: SDPOConfig has no field {key!r}; see "
+                                 "trl.experimental.sdpo.SDPOConfig for the fields.")
+
     @property
     def variant(self):
-        """The selected [`~rlrt.algorithms.ShapingVariant`]."""
+        """The selected [`~rlrt.algorithms.ShapingVariant`] (none for `"sdpo"`, which is not a shaping of GRPO)."""
+        if self.shaping == SDPO:
+            raise ValueError("shaping='sdpo' is TRL's SDPOTrainer, not an RLRT shaping variant.")
         return get_variant(self.shaping)
 
 
 def config_default(name: str):
     """The default of ``RLRTConfig.<name>``, for commands whose flags mirror training's (one source of defaults)."""
-    import dataclasses
+    defaults = _field_defaults(RLRTConfig)
+    if name not in defaults:
+        raise KeyError(f"RLRTConfig has no field {name!r}")
+    return defaults[name]
 
-    for f in dataclasses.fields(RLRTConfig):
-        if f.name == name:
-            return f.default
-    raise KeyError(f"RLRTConfig has no field {name!r}")
+
+def sdpo_config_class():
+    """TRL's experimental ``SDPOConfig``, imported without TRL's experimental-API warning (trl is pinned)."""
+    from trl.import_utils import TRLExperimentalWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TRLExperimentalWarning)
+        from trl.experimental.sdpo import SDPOConfig
+    return SDPOConfig
+
+
+@functools.cache
+def _resolved_grpo_defaults() -> dict:
+    config = GRPOConfig(output_dir="unused", use_cpu=True, bf16=False, report_to="none")
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(GRPOConfig)}
+
+
+def _field_defaults(cls) -> dict:
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            values[f.name] = f.default_factory()
+    return values
 
 
 def _accelerator_available() -> bool:

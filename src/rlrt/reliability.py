@@ -1,13 +1,17 @@
 """Guards that keep a run alive and its checkpoints sound: reward errors, non-finite steps, stop signals.
 
 Each piece is a small object the trainer installs; none of them changes what a healthy step computes.
+``ReliableTrainerMixin`` installs them all, in the same way, on every rlrt trainer (``RLRTTrainer`` and the SDPO
+baseline), and writes checkpoints that count as complete only once fully written.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
+import os
 import shutil
 import signal
 import threading
@@ -21,6 +25,7 @@ from transformers import TrainerCallback
 logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = ".rlrt-complete"
+RUN_STATE_FILE = "rlrt_state.pt"
 
 
 # --------------------------------------------------------------------------------------------- rewards
@@ -270,3 +275,114 @@ def rotate_checkpoints(run_dir: str | Path, limit: int | None, protect: str | Pa
             shutil.rmtree(path, ignore_errors=True)
             deleted.append(path)
     return deleted
+
+
+# ------------------------------------------------------------------------------------------ the trainer mixin
+
+
+class ReliableTrainerMixin:
+    """The guards above, for a TRL trainer: list it before the TRL class (``class T(ReliableTrainerMixin, GRPOTrainer)``).
+
+    The subclass calls ``_guard_reward_funcs`` before the TRL constructor and ``_install_guards`` after it (both take
+    the ``RLRTConfig``), says what "correct" means in ``_any_correct``, and adds its own state to checkpoints by
+    extending ``_checkpoint_state`` / ``_restore_checkpoint_state``. It overrides
+    four TRL/transformers methods: ``_calculate_rewards`` (per-step reward-error counts; the TRL trainer's signature
+    ``(inputs, prompts, completions, completion_ids_list)``), ``compute_loss`` (notes a non-finite loss),
+    ``_save_checkpoint`` and ``_load_optimizer_and_scheduler`` (the completion marker and the extra state).
+    """
+
+    def _guard_reward_funcs(self, reward_funcs, config) -> list:
+        """Wrap every plain reward function with ``guard_reward_function`` (``config.reward_errors``) and set up the
+        broken-reward and no-correct-rollout watches."""
+        self.reward_errors: Counter[str] = Counter()
+        self._reward_errors_logged: Counter[str] = Counter()
+        self.reward_last_errors: dict[str, str] = {}
+        self.broken_reward_watch = BrokenRewardWatch(config.max_failed_reward_steps)
+        self.no_correct_watch = NoCorrectWatch(config.no_correct_warning_steps)
+        funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
+        return [guard_reward_function(f, config.reward_errors, self.reward_errors, self.reward_last_errors)
+                if _is_plain_callable(f) else f for f in funcs]
+
+    def _install_guards(self, config) -> None:
+        self.nonfinite_guard = NonFiniteGuard(self, config.max_nonfinite_steps)
+        self.add_callback(self.nonfinite_guard)
+        self.graceful_stop = GracefulStop(self.accelerator) if config.checkpoint_on_signal else None
+        if self.graceful_stop is not None:
+            self.add_callback(self.graceful_stop)
+
+    def _any_correct(self, rewards_per_func: torch.Tensor) -> bool:
+        """Whether a rollout of this batch (``rewards_per_func (N, F)``, gathered) counts as correct."""
+        raise NotImplementedError
+
+    @property
+    def interrupted_by(self) -> str | None:
+        """The signal that stopped the last ``train()`` early, if any."""
+        return self.graceful_stop.received if self.graceful_stop is not None else None
+
+    @property
+    def shards_parameters(self) -> bool:
+        """ZeRO-3 or FSDP: every forward pass is a collective that all ranks must join."""
+        zero3 = self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3
+        return bool(zero3 or self.is_fsdp_enabled)
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        # Errors of this step summed over all processes (a collective: every rank calls it every step).
+        names = self.reward_func_names
+        local = [self.reward_errors[n] - self._reward_errors_logged[n] for n in names] + [len(prompts)]
+        total = self.accelerator.reduce(torch.tensor(local, dtype=torch.float32, device=self.accelerator.device), "sum")
+        *errors, samples = total.tolist()
+        for name, count in zip(names, errors):
+            self._metrics["train" if self.model.training else "eval"][f"rewards/{name}/errors"].append(count)
+            self._reward_errors_logged[name] = self.reward_errors[name]
+            if self.model.training:
+                self.broken_reward_watch.update(name, count, samples, self.reward_last_errors.get(name))
+        if self.model.training:  # rewards_per_func is gathered: every rank sees the same value
+            self.no_correct_watch.update(self._any_correct(rewards_per_func))
+        return rewards_per_func
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if self.model.training:
+            self.nonfinite_guard.note_loss(loss)
+        return loss
+
+    def _checkpoint_state(self) -> dict:
+        """What a checkpoint keeps besides TRL's own files (extended by subclasses)."""
+        return {"nonfinite_steps": self.nonfinite_guard.skipped, "reward_errors": dict(self.reward_errors)}
+
+    def _restore_checkpoint_state(self, state: dict) -> None:
+        self.nonfinite_guard.skipped = state.get("nonfinite_steps", 0)
+        self.reward_errors.update(state.get("reward_errors", {}))
+        self._reward_errors_logged.update(state.get("reward_errors", {}))
+
+    def _save_checkpoint(self, model, trial):
+        """TRL's checkpoint plus ``_checkpoint_state()``; a marker file written last makes it count as complete."""
+        from transformers.trainer import TRAINING_ARGS_NAME
+
+        run_dir = self._get_output_dir(trial=trial)
+        output_dir = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
+        # HF rotates old checkpoints away before our marker exists; rotate ourselves once the new one is complete.
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        if self.args.should_save:
+            args_file = os.path.join(output_dir, TRAINING_ARGS_NAME)
+            if os.path.isfile(args_file):  # it was written with the limit switched off: record the real arguments
+                torch.save(self.args, args_file)
+            torch.save(self._checkpoint_state(), os.path.join(output_dir, RUN_STATE_FILE))
+            with open(os.path.join(output_dir, COMPLETE_MARKER), "w") as f:
+                f.write(f"{self.state.global_step}\n")
+            rotate_checkpoints(run_dir, limit, protect=self.state.best_model_checkpoint)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        path = os.path.join(checkpoint, RUN_STATE_FILE) if checkpoint else None
+        if path and os.path.isfile(path):
+            self._restore_checkpoint_state(torch.load(path, map_location="cpu", weights_only=False))
+
+
+def _is_plain_callable(func) -> bool:
+    return callable(func) and not isinstance(func, torch.nn.Module) and not inspect.iscoroutinefunction(func)

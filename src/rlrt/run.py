@@ -1,8 +1,8 @@
 """``rlrt train``: train with RLRT or a baseline (``--shaping``); every GRPOConfig field is a flag.
 
-The training job: model, data, rewards, trainer, run folder. A run folder holds ``config.json`` (everything used), ``metrics.jsonl``/``metrics.csv`` (every log entry),
-``heldout.jsonl`` (held-out avg@k/pass@k by step), ``final/`` (model and tokenizer) and ``summary.json`` /
-``summary.md``.
+The training job: model, data, rewards, trainer, run folder. A run folder holds ``config.json`` (everything used),
+``metrics.jsonl``/``metrics.csv`` (every log entry), ``heldout.jsonl`` (held-out avg@k/pass@k by step), ``final/``
+(model and tokenizer) and ``summary.json`` / ``summary.md``. ``shaping="sdpo"`` trains with TRL's SDPOTrainer (``rlrt.baselines.sdpo``) into the same folder.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import CPU_RUN_DEFAULTS, RLRTConfig
+from .config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig
 from .data.registry import split_spec
 from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
 from .io import read_jsonl
@@ -170,12 +170,26 @@ def truncate_log(path: Path, last_step: int) -> None:
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def config_record(train_args: TrainArguments, config: RLRTConfig) -> dict[str, Any]:
-    """Both argument sets as JSON-safe dicts."""
+def config_record(train_args: TrainArguments, config: RLRTConfig, trainer_config=None) -> dict[str, Any]:
+    """Both argument sets as JSON-safe dicts, and the config the TRL trainer actually gets when it is not ``config``
+    (the ``SDPOConfig`` of ``shaping="sdpo"``, under ``"sdpo"``)."""
     def safe(obj):
         return json.loads(json.dumps(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj, default=str))
 
-    return {"train": safe(train_args), "rlrt": json.loads(config.to_json_string())}
+    record = {"train": safe(train_args), "rlrt": json.loads(config.to_json_string())}
+    if trainer_config is not None:
+        record["sdpo"] = json.loads(trainer_config.to_json_string())
+    return record
+
+
+def build_trainer(model, reward_funcs, args: RLRTConfig, train_dataset, **kwargs):
+    """The trainer ``args.shaping`` names: ``RLRTTrainer`` (GRPO and its shapings) or, for ``"sdpo"``, TRL's
+    ``SDPOTrainer`` with rlrt's guards (``rlrt.baselines.SDPOBaselineTrainer``). Arguments as ``GRPOTrainer``'s."""
+    if args.shaping == SDPO:
+        from .baselines.sdpo import SDPOBaselineTrainer as trainer_class
+    else:
+        from .trainer import RLRTTrainer as trainer_class
+    return trainer_class(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, **kwargs)
 
 
 def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
@@ -186,10 +200,14 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     from .data.registry import load_task
     from .evaluation.sampling import SamplingConfig
     from .models import load_tokenizer, resolve_model
-    from .trainer import RLRTTrainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     started = time.time()
+    trainer_config = None
+    if config.shaping == SDPO:  # SDPOConfig's own checks run now, before anything loads
+        from .baselines.sdpo import to_sdpo_config
+
+        trainer_config = to_sdpo_config(config)
     run_dir = Path(config.output_dir)
     model_path = resolve_model(train_args.model)
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
@@ -219,9 +237,9 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
                 truncate_log(run_dir / log, step)
     if main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config_record(train_args, config), indent=2))
-    trainer = RLRTTrainer(model=model_path, reward_funcs=reward_funcs, args=config, train_dataset=train_dataset,
-                          processing_class=tokenizer, peft_config=peft_config)
+        (run_dir / "config.json").write_text(json.dumps(config_record(train_args, config, trainer_config), indent=2))
+    trainer = build_trainer(model_path, reward_funcs, config, train_dataset, processing_class=tokenizer,
+                            peft_config=peft_config)
     trainer.add_callback(MetricsFileCallback(run_dir))
     if config.disable_tqdm:
         trainer.remove_callback(PrinterCallback)

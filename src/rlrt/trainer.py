@@ -10,35 +10,26 @@ Three TRL seams are used (pinned to ``trl==1.16.0`` and covered by ``tests/test_
 * ``_compute_loss`` -- replace ``advantages (B,)`` by shaped ``(B, T)`` token advantages, which TRL's
   surrogate already accepts. When no rollout-time student log-probs exist (on-policy, no vLLM), the
   loss-time forward's detached log-probs are used: RLRT then costs no extra student forward pass.
+
+The reward-error guard, non-finite-step guard, signal handling and complete-marked checkpoints come from
+``rlrt.reliability.ReliableTrainerMixin`` (shared with the SDPO baseline in ``rlrt.baselines.sdpo``).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-import os
 import time
-from collections import Counter
 from typing import Any
 
 import torch
 from accelerate.utils import gather_object
 from transformers import TrainerCallback
-from transformers.trainer import TRAINING_ARGS_NAME
 from trl import GRPOTrainer
 
 from .algorithms.shaping import lambda_at_step, rows_needing_teacher, shape_advantages, shaping_metrics
 from .config import RLRTConfig
 from .data.loaders import answer_problem
-from .reliability import (
-    COMPLETE_MARKER,
-    BrokenRewardWatch,
-    GracefulStop,
-    NonFiniteGuard,
-    NoCorrectWatch,
-    guard_reward_function,
-    rotate_checkpoints,
-)
+from .reliability import ReliableTrainerMixin
 from .text import completion_text
 from .teacher import (
     TeacherWeights,
@@ -47,10 +38,7 @@ from .teacher import (
     tokenize_teacher_prompts,
 )
 
-RLRT_STATE_FILE = "rlrt_state.pt"
-
-
-class RLRTTrainer(GRPOTrainer):
+class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
     """GRPO with RLRT token shaping; the constructor is ``GRPOTrainer``'s, ``args`` an [`RLRTConfig`].
 
     Example::
@@ -71,24 +59,16 @@ class RLRTTrainer(GRPOTrainer):
                 f"RLRTTrainer needs args=RLRTConfig(...), got {type(args).__name__}. RLRTConfig accepts every "
                 "GRPOConfig field: replace GRPOConfig with RLRTConfig."
             )
+        if args.shaping == "sdpo":
+            raise ValueError(
+                "shaping='sdpo' trains with TRL's SDPOTrainer, not RLRTTrainer: build it with "
+                "rlrt.build_trainer(model, reward_funcs, args, train_dataset) or rlrt.baselines.SDPOBaselineTrainer."
+            )
         _check_dataset_columns(args, train_dataset)
-        _check_tokenizer(kwargs.get("processing_class"), train_dataset)
-        self.reward_errors: Counter[str] = Counter()
-        self._reward_errors_logged: Counter[str] = Counter()
-        self.reward_last_errors: dict[str, str] = {}
-        self.broken_reward_watch = BrokenRewardWatch(args.max_failed_reward_steps)
-        self.no_correct_watch = NoCorrectWatch(args.no_correct_warning_steps)
-        reward_funcs = [
-            guard_reward_function(f, args.reward_errors, self.reward_errors, self.reward_last_errors)
-            if _is_plain_callable(f) else f
-            for f in (reward_funcs if isinstance(reward_funcs, list) else [reward_funcs])
-        ]
+        check_tokenizer(kwargs.get("processing_class"), train_dataset)
+        reward_funcs = self._guard_reward_funcs(reward_funcs, args)
         super().__init__(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_dataset, **kwargs)
-        self.nonfinite_guard = NonFiniteGuard(self, args.max_nonfinite_steps)
-        self.add_callback(self.nonfinite_guard)
-        self.graceful_stop = GracefulStop(self.accelerator) if args.checkpoint_on_signal else None
-        if self.graceful_stop is not None:
-            self.add_callback(self.graceful_stop)
+        self._install_guards(args)
         self.variant = args.variant
         self._correctness_index = self._resolve_correctness_index(args.correctness_reward)
         self._rollout_cache: tuple | None = None
@@ -112,12 +92,6 @@ class RLRTTrainer(GRPOTrainer):
                 "set it to one of those names (or None for the first)."
             )
         return self.reward_func_names.index(name)
-
-    @property
-    def shards_parameters(self) -> bool:
-        """ZeRO-3 or FSDP: every forward pass is a collective that all ranks must join."""
-        zero3 = self.is_deepspeed_enabled and self.accelerator.state.deepspeed_plugin.zero_stage == 3
-        return bool(zero3 or self.is_fsdp_enabled)
 
     def _check_teacher_weights_supported(self) -> None:
         """frozen/EMA swap whole parameters, which ZeRO-3 and FSDP shard: refuse early (LoRA+frozen is fine)."""
@@ -143,20 +117,11 @@ class RLRTTrainer(GRPOTrainer):
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._rollout_cache = (prompts, completions, rewards_per_func)
-        # Errors of this step summed over all processes (a collective: every rank calls it every step).
-        names = self.reward_func_names
-        local = [self.reward_errors[n] - self._reward_errors_logged[n] for n in names] + [len(prompts)]
-        total = self.accelerator.reduce(torch.tensor(local, dtype=torch.float32, device=self.accelerator.device), "sum")
-        *errors, samples = total.tolist()
-        for name, count in zip(names, errors):
-            self._metrics["train" if self.model.training else "eval"][f"rewards/{name}/errors"].append(count)
-            self._reward_errors_logged[name] = self.reward_errors[name]
-            if self.model.training:
-                self.broken_reward_watch.update(name, count, samples, self.reward_last_errors.get(name))
-        if self.model.training:  # rewards_per_func is gathered: every rank sees the same value
-            gate = torch.nan_to_num(rewards_per_func[:, self._correctness_index], nan=-math.inf)
-            self.no_correct_watch.update(bool((gate >= self.args.correctness_threshold).any()))
         return rewards_per_func
+
+    def _any_correct(self, rewards_per_func: torch.Tensor) -> bool:
+        gate = torch.nan_to_num(rewards_per_func[:, self._correctness_index], nan=-math.inf)
+        return bool((gate >= self.args.correctness_threshold).any())
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
@@ -247,10 +212,7 @@ class RLRTTrainer(GRPOTrainer):
     # ------------------------------------------------------------------------------------ TRL seam: loss
 
     def _compute_loss(self, model, inputs):
-        loss = self._shaped_loss(model, inputs)
-        if self.model.training:
-            self.nonfinite_guard.note_loss(loss)
-        return loss
+        return self._shaped_loss(model, inputs)  # the mixin's compute_loss notes a non-finite loss
 
     def _shaped_loss(self, model, inputs):
         if "teacher_logps" not in inputs:
@@ -323,45 +285,15 @@ class RLRTTrainer(GRPOTrainer):
 
     # ------------------------------------------------------------------------------------ checkpoints
 
-    def _save_checkpoint(self, model, trial):
-        """TRL's checkpoint plus the RLRT state; a marker file written last makes it count as complete."""
-        run_dir = self._get_output_dir(trial=trial)
-        output_dir = os.path.join(run_dir, f"checkpoint-{self.state.global_step}")
-        # HF rotates old checkpoints away before our marker exists; rotate ourselves once the new one is complete.
-        limit, self.args.save_total_limit = self.args.save_total_limit, None
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self.args.save_total_limit = limit
-        if self.args.should_save:
-            args_file = os.path.join(output_dir, TRAINING_ARGS_NAME)
-            if os.path.isfile(args_file):  # it was written with the limit switched off: record the real arguments
-                torch.save(self.args, args_file)
-            state = {
-                "teacher_weights": self.teacher_weights.state_dict() if self.teacher_weights is not None else None,
-                "nonfinite_steps": self.nonfinite_guard.skipped,
-                "reward_errors": dict(self.reward_errors),
-            }
-            torch.save(state, os.path.join(output_dir, RLRT_STATE_FILE))
-            with open(os.path.join(output_dir, COMPLETE_MARKER), "w") as f:
-                f.write(f"{self.state.global_step}\n")
-            rotate_checkpoints(run_dir, limit, protect=self.state.best_model_checkpoint)
+    def _checkpoint_state(self) -> dict:
+        state = super()._checkpoint_state()
+        state["teacher_weights"] = self.teacher_weights.state_dict() if self.teacher_weights is not None else None
+        return state
 
-    def _load_optimizer_and_scheduler(self, checkpoint):
-        super()._load_optimizer_and_scheduler(checkpoint)
-        path = os.path.join(checkpoint, RLRT_STATE_FILE) if checkpoint else None
-        if path and os.path.isfile(path):
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            if self.teacher_weights is not None and state.get("teacher_weights"):
-                self.teacher_weights.load_state_dict(state["teacher_weights"])
-            self.nonfinite_guard.skipped = state.get("nonfinite_steps", 0)
-            self.reward_errors.update(state.get("reward_errors", {}))
-            self._reward_errors_logged.update(state.get("reward_errors", {}))
-
-    @property
-    def interrupted_by(self) -> str | None:
-        """The signal that stopped the last ``train()`` early, if any."""
-        return self.graceful_stop.received if self.graceful_stop is not None else None
+    def _restore_checkpoint_state(self, state: dict) -> None:
+        super()._restore_checkpoint_state(state)
+        if self.teacher_weights is not None and state.get("teacher_weights"):
+            self.teacher_weights.load_state_dict(state["teacher_weights"])
 
 
 class _TeacherEMACallback(TrainerCallback):
@@ -375,11 +307,7 @@ class _TeacherEMACallback(TrainerCallback):
         trainer.teacher_weights.update(trainer.accelerator.unwrap_model(trainer.model))
 
 
-def _is_plain_callable(func) -> bool:
-    return callable(func) and not isinstance(func, torch.nn.Module) and not inspect.iscoroutinefunction(func)
-
-
-def _check_tokenizer(tokenizer, dataset) -> None:
+def check_tokenizer(tokenizer, dataset) -> None:
     """A chat dataset needs a chat template; padding needs a pad token (EOS is used when there is none)."""
     if tokenizer is None or isinstance(tokenizer, str):
         return
@@ -397,8 +325,8 @@ def _check_tokenizer(tokenizer, dataset) -> None:
         tokenizer.pad_token = tokenizer.eos_token
 
 
-def _check_dataset_columns(args: RLRTConfig, dataset) -> None:
-    """Fail before any work when the teacher context needs a dataset column that is missing."""
+def check_train_dataset(dataset) -> None:
+    """Fail before any work on an empty training set, one without a ``prompt`` column, or an unusable ``answer``."""
     columns = getattr(dataset, "column_names", None)
     if columns is None:
         return
@@ -417,7 +345,13 @@ def _check_dataset_columns(args: RLRTConfig, dataset) -> None:
                     f"train_dataset row {row}, column 'answer': {problem}. Fix or drop the row (rlrt.data's loaders "
                     "skip such rows with on_bad_rows='skip'); rename the column if your own reward reads it otherwise."
                 )
-    if args.variant.direction == 0:
+
+
+def _check_dataset_columns(args: RLRTConfig, dataset) -> None:
+    """Fail before any work when the teacher context needs a dataset column that is missing."""
+    check_train_dataset(dataset)
+    columns = getattr(dataset, "column_names", None)
+    if columns is None or args.variant.direction == 0:
         return
     needed = {args.teacher_context, args.teacher_context_fallback} & {"reference", "answer"}
     column_for = {"reference": "solution", "answer": "answer"}
