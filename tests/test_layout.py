@@ -20,9 +20,10 @@ LAYERS = {
     "config": 2, "evaluation": 2,
     "step": 3,
     "analysis": 4, "trainer": 4, "callbacks": 4,
-    "run": 5,
-    "cli": 6,
-    "__main__": 7, "__init__": 7,
+    "baselines": 5,
+    "run": 6,
+    "cli": 7,
+    "__main__": 8, "__init__": 8,
 }
 
 

@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 
 from rlrt import RLRTConfig, RLRTTrainer, build_trainer
 from rlrt.baselines import SDPOBaselineTrainer, to_sdpo_config
-from rlrt.callbacks import read_jsonl
+from rlrt.io import read_jsonl
 from rlrt.cli import main
 from rlrt.reliability import COMPLETE_MARKER, last_complete_checkpoint
 from rlrt.rewards import parity_reward
