@@ -1,5 +1,6 @@
 """Task data: a ``prompt`` column (chat format) plus ``answer`` and, where known, ``solution``."""
 
+from .chain import CHAIN_TASK, ChainOptions, chain_task
 from .formatting import DEFAULT_INSTRUCTION, PromptFormat, format_prompt
 from .loaders import (
     HUB_PRESETS,
@@ -20,10 +21,13 @@ __all__ = [
     "DEFAULT_TASK_FORMAT",
     "HUB_PRESETS",
     "BadRowError",
+    "CHAIN_TASK",
+    "ChainOptions",
     "answer_problem",
     "PromptFormat",
     "addition_task",
     "build_dataset",
+    "chain_task",
     "format_prompt",
     "load_hub",
     "load_local",

@@ -7,6 +7,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from .chain import CHAIN_TASK, chain_task
 from .formatting import PromptFormat
 from .loaders import HUB_PRESETS, LOCAL_FORMATS, load_hub, load_local, load_reasoning_gym
 from .tasks import DEFAULT_TASK, addition_task
@@ -29,13 +30,15 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
     ``split=None`` means the source's default: ``train``, or a hub preset's first split.
 
     * ``"addition"`` (or ``"default"``): the built-in default task, ``split`` ``train``/``test``;
+    * ``"chain"``: the built-in chained-operations task, ``split`` ``train``/``test``; ``options`` are its
+      difficulty (``steps``, ``max_operand``, ``operations``, see ``ChainOptions``);
     * ``"rg:<task>"``: a reasoning-gym task (``options`` are its parameters; ``split="test"`` draws from a
       different seed, ``seed + 1_000_003``, so the two splits are separate);
     * a hub preset name (needs network): one of ``HUB_PRESETS``, ``split`` one of its splits;
     * a path to a ``.jsonl``/``.json``/``.parquet``/``.csv`` file (``options`` may map columns).
 
     ``instruction``, ``system_prompt`` and ``chat`` in ``options`` set the ``PromptFormat`` (not for the built-in
-    task, whose format is fixed).
+    tasks, whose format is fixed).
     """
     format_keys = {k: options.pop(k) for k in ("instruction", "system_prompt", "chat") if k in options}
     fmt = PromptFormat(**format_keys) if format_keys else None
@@ -45,6 +48,9 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
     if spec in (DEFAULT_TASK, "default"):
         _no_options(spec, {**options, **format_keys}, "the built-in task (its prompt format is fixed)")
         return addition_task(split or "train", limit=limit, seed=seed)
+    if spec == CHAIN_TASK:
+        _no_options(spec, format_keys, "a built-in task (its prompt format is fixed)")
+        return chain_task(split or "train", limit=limit, seed=seed, **options)
     if spec.startswith("rg:"):
         if split not in (None, "train", "test"):
             raise ValueError(f"reasoning-gym tasks have the splits 'train' and 'test'; got {split!r}.")
@@ -59,8 +65,8 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
             )
         return load_local(spec, limit=limit, fmt=fmt, **options)
     raise ValueError(
-        f"Unknown dataset {spec!r}. Use 'addition' (built-in), 'rg:<reasoning-gym task>' (e.g. rg:chain_sum), "
-        f"a hub preset {sorted(HUB_PRESETS)}, or a path to a .jsonl/.parquet/.csv file."
+        f"Unknown dataset {spec!r}. Use 'addition' or 'chain' (built-in), 'rg:<reasoning-gym task>' "
+        f"(e.g. rg:chain_sum), a hub preset {sorted(HUB_PRESETS)}, or a path to a .jsonl/.parquet/.csv file."
     )
 
 

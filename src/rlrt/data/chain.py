@@ -1,0 +1,173 @@
+"""The built-in ``chain`` task: several chained integer operations, sized not to saturate the embedded model.
+
+A problem is ``What is 7 + 5 - 3?`` (``steps`` operations on ``steps + 1`` operands in ``[1, max_operand]``,
+evaluated left to right; a ``*`` after ``+``/``-`` gets parentheses, so the written order is the evaluation
+order), the reference solution does one operation per sentence (``7 + 5 = 12. 12 - 3 = 9. The answer is
+\\boxed{9}.``), and every intermediate result stays >= 0. The prompt is the built-in task's format (system prompt
+plus one worked example, itself a chain of the same length, never drawn into a split).
+
+Calibration: see ``benchmarks/chain_task_accuracy.py`` and ``benchmarks/results/chain_task_accuracy.json``.
+
+Splits: problems are drawn with a fixed seed derived from the options, de-duplicated, and the first
+``HELD_OUT_SIZE`` form the held-out split (fixed order), the next up to ``TRAIN_SIZE`` the training split
+(shuffled by ``seed``), so the two never overlap. reasoning-gym's ``chain_sum`` (``rg:chain_sum``) asks a similar
+question, but has no worked solution (needed by ``teacher_context="reference"``) and no fixed held-out split.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from datasets import Dataset
+
+from .formatting import PromptFormat
+from .loaders import build_dataset
+
+CHAIN_TASK = "chain"
+SPLIT_SEED = 20261130
+HELD_OUT_SIZE = 160
+TRAIN_SIZE = 2000
+SYSTEM_PROMPT = "You are a careful math assistant. Finish every reply with: The answer is \\boxed{N}."
+OPERATIONS = "+-*"
+
+
+@dataclass(frozen=True)
+class ChainOptions:
+    """The difficulty knob of the ``chain`` task (``--dataset_options '{"steps": 3}'``).
+
+    Attributes:
+        steps: operations per problem, 1-8 (``steps + 1`` operands).
+        max_operand: operands are drawn from ``[1, max_operand]``, 2-999.
+        operations: which of ``+``, ``-``, ``*`` may appear, e.g. ``"+-"``.
+    """
+
+    steps: int = 2
+    max_operand: int = 9
+    operations: str = "+-"
+
+    def __post_init__(self):
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= 8:
+            raise ValueError(f"chain task option 'steps' must be an integer from 1 to 8; got {self.steps!r}.")
+        if (isinstance(self.max_operand, bool) or not isinstance(self.max_operand, int)
+                or not 2 <= self.max_operand <= 999):
+            raise ValueError(
+                f"chain task option 'max_operand' must be an integer from 2 to 999; got {self.max_operand!r}.")
+        if (not isinstance(self.operations, str) or not self.operations
+                or set(self.operations) - set(OPERATIONS) or len(set(self.operations)) != len(self.operations)):
+            raise ValueError(
+                f"chain task option 'operations' must be a non-empty string of distinct characters from "
+                f"{OPERATIONS!r} (e.g. '+-'); got {self.operations!r}.")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> ChainOptions:
+        """Options from ``load_task`` kwargs; an unknown name raises ``ValueError`` listing the known ones."""
+        unknown = sorted(set(options) - {"steps", "max_operand", "operations"})
+        if unknown:
+            raise ValueError(f"Unknown chain task option(s) {unknown}; use steps, max_operand, operations.")
+        return cls(**options)
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    """``operands[0] ops[0] operands[1] ...`` evaluated left to right."""
+
+    operands: tuple[int, ...]
+    ops: tuple[str, ...]
+
+    def question(self) -> str:
+        text = str(self.operands[0])
+        for index, (op, operand) in enumerate(zip(self.ops, self.operands[1:])):
+            if op == "*" and index > 0 and self.ops[index - 1] != "*":
+                text = f"({text})"
+            text = f"{text} {op} {operand}"
+        return f"What is {text}?"
+
+    def intermediates(self) -> list[int]:
+        """The running value after each operation (the last one is the answer)."""
+        values, current = [], self.operands[0]
+        for op, operand in zip(self.ops, self.operands[1:]):
+            current = current + operand if op == "+" else current - operand if op == "-" else current * operand
+            values.append(current)
+        return values
+
+    def answer(self) -> int:
+        return self.intermediates()[-1]
+
+    def solution(self) -> str:
+        sentences, current = [], self.operands[0]
+        for op, operand, value in zip(self.ops, self.operands[1:], self.intermediates()):
+            sentences.append(f"{current} {op} {operand} = {value}.")
+            current = value
+        return " ".join(sentences) + f" The answer is \\boxed{{{current}}}."
+
+
+def _draw(rng: random.Random, options: ChainOptions) -> ChainProblem:
+    """One problem; a ``-`` that would go below zero takes an operand no larger than the running value."""
+    operands, ops = [rng.randint(1, options.max_operand)], []
+    current = operands[0]
+    for _ in range(options.steps):
+        op = rng.choice(options.operations)
+        if op == "-" and current == 0:
+            op = "+" if "+" in options.operations else "*"
+        high = min(options.max_operand, current) if op == "-" else options.max_operand
+        operand = rng.randint(1, high)
+        current = current + operand if op == "+" else current - operand if op == "-" else current * operand
+        operands.append(operand)
+        ops.append(op)
+    return ChainProblem(tuple(operands), tuple(ops))
+
+
+Problems = tuple[ChainProblem, tuple[ChainProblem, ...], tuple[ChainProblem, ...]]  # example, held-out, train
+
+
+@lru_cache(maxsize=8)
+def chain_problems(options: ChainOptions) -> Problems:
+    """``(worked example, held-out problems, training problems)``, all distinct, fixed for ``options``.
+
+    Raises ``ValueError`` when the options allow too few distinct problems for a held-out split and a training
+    split at least as large.
+    """
+    seed = f"{SPLIT_SEED}:{options.steps}:{options.max_operand}:{options.operations}"
+    rng = random.Random(seed)
+    wanted = 1 + HELD_OUT_SIZE + TRAIN_SIZE
+    seen: dict[str, ChainProblem] = {}
+    for _ in range(20 * wanted):
+        problem = _draw(rng, options)
+        seen.setdefault(problem.question(), problem)
+        if len(seen) == wanted:
+            break
+    problems = list(seen.values())
+    if len(problems) < 1 + 2 * HELD_OUT_SIZE:
+        raise ValueError(
+            f"chain task options {options} give only {len(problems)} distinct problems (need at least "
+            f"{1 + 2 * HELD_OUT_SIZE}); raise 'steps' or 'max_operand'.")
+    return problems[0], tuple(problems[1 : 1 + HELD_OUT_SIZE]), tuple(problems[1 + HELD_OUT_SIZE :])
+
+
+def chain_format(example: ChainProblem) -> PromptFormat:
+    """The built-in prompt format with ``example`` as the worked example."""
+    return PromptFormat(instruction="", system_prompt=SYSTEM_PROMPT,
+                        examples=((example.question(), example.solution()),))
+
+
+def chain_task(split: str = "train", limit: int | None = None, seed: int = 0, **options: Any) -> Dataset:
+    """The ``chain`` task: ``split`` ``"train"`` (up to 2000 problems) or ``"test"`` (160 held-out problems).
+
+    ``options`` are ``ChainOptions`` fields (``steps``, ``max_operand``, ``operations``). ``seed`` shuffles the
+    training split only (the held-out split is fixed). Raises ``ValueError`` on an unknown split or a bad option.
+    """
+    parsed = ChainOptions.from_options(options)
+    if split not in ("train", "test"):
+        raise ValueError(f"Unknown split {split!r} of the chain task; use 'train' or 'test'.")
+    example, held_out, train = chain_problems(parsed)
+    chosen = list(held_out if split == "test" else train)
+    if split == "train":
+        random.Random(seed).shuffle(chosen)
+    if limit is not None:
+        chosen = chosen[:limit]
+    records = [{"question": p.question(), "answer": str(p.answer()), "solution": p.solution()} for p in chosen]
+    dataset, _ = build_dataset(records, fmt=chain_format(example), source=f"{CHAIN_TASK}:{split}")
+    return dataset

@@ -1,0 +1,96 @@
+"""The built-in ``chain`` task: splits, determinism, answers recomputed from the question, the difficulty knob."""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+
+import pytest
+
+from rlrt.data import ChainOptions, chain_task, load_task
+from rlrt.data.chain import HELD_OUT_SIZE, TRAIN_SIZE
+
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+
+
+def _evaluate(question: str) -> int:
+    """The value of ``What is <expr>?`` by the usual precedence rules (independent of the task's generator)."""
+    expression = re.fullmatch(r"What is (.+)\?", question).group(1)
+
+    def walk(node):
+        if isinstance(node, ast.BinOp):
+            return _OPS[type(node.op)](walk(node.left), walk(node.right))
+        assert isinstance(node, ast.Constant) and isinstance(node.value, int)
+        return node.value
+
+    return walk(ast.parse(expression, mode="eval").body)
+
+
+def test_splits_are_disjoint_sized_and_fixed():
+    train, test = chain_task("train"), chain_task("test")
+    assert len(test) == HELD_OUT_SIZE and HELD_OUT_SIZE < len(train) <= TRAIN_SIZE
+    assert len(set(train["question"])) == len(train) and len(set(test["question"])) == len(test)
+    assert not set(train["question"]) & set(test["question"])
+    example = test[0]["prompt"][1]["content"]  # the worked example is in no split
+    assert example not in set(train["question"]) | set(test["question"])
+    assert chain_task("test", seed=5)["question"] == test["question"]  # the held-out split ignores the seed
+    assert chain_task("train")["question"] == train["question"]
+    reordered = chain_task("train", seed=1)["question"]
+    assert reordered != train["question"] and sorted(reordered) == sorted(train["question"])
+    assert chain_task("test", limit=7)["question"] == test["question"][:7]
+
+
+@pytest.mark.parametrize("options", [{}, {"steps": 4, "max_operand": 30}, {"steps": 3, "operations": "+-*"},
+                                     {"steps": 1, "max_operand": 99, "operations": "*"}])
+def test_answers_and_solutions_are_right(options):
+    steps = ChainOptions(**options).steps
+    for row in chain_task("test", **options):
+        assert row["answer"] == str(_evaluate(row["question"]))
+        assert len(re.findall(r" [-+*] ", row["question"])) == steps
+        equations = re.findall(r"(\d+) ([-+*]) (\d+) = (\d+)\.", row["solution"])
+        assert len(equations) == steps
+        for a, op, b, c in equations:  # every step is right and no running value goes negative
+            assert _OPS[{"+": ast.Add, "-": ast.Sub, "*": ast.Mult}[op]](int(a), int(b)) == int(c) >= 0
+        assert equations[-1][3] == row["answer"] and row["solution"].endswith(f"\\boxed{{{row['answer']}}}.")
+        system, example_q, example_a, question = row["prompt"]
+        assert system["role"] == "system" and "\\boxed{N}" in system["content"]
+        assert example_a["content"].count("=") == steps and question["content"] == row["question"]
+
+
+def test_difficulty_knob_changes_the_problems():
+    base = chain_task("test")["question"]
+    longer = chain_task("test", steps=4)["question"]
+    wider = chain_task("test", max_operand=50)["question"]
+    assert not set(base) & set(longer)
+    assert all(q.count(" + ") + q.count(" - ") == 4 for q in longer)
+    assert max(int(n) for q in wider for n in re.findall(r"\d+", q)) > 9 >= max(
+        int(n) for q in base for n in re.findall(r"\d+", q))
+    assert all("*" not in q for q in base) and any("*" in q for q in chain_task("test", operations="+*")["question"])
+
+
+def test_load_task_and_options_reach_the_task():
+    assert load_task("chain", split="test", limit=3)["question"] == chain_task("test", limit=3)["question"]
+    assert load_task("chain", split="test", limit=3, steps=3)["question"] == chain_task("test", 3, steps=3)[
+        "question"]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"steps": 0}, "option 'steps' must be an integer from 1 to 8; got 0"),
+    ({"steps": "3"}, "option 'steps' must be an integer"),
+    ({"steps": True}, "option 'steps' must be an integer"),
+    ({"max_operand": 1}, "option 'max_operand' must be an integer from 2 to 999"),
+    ({"operations": "+/"}, "option 'operations' must be a non-empty string"),
+    ({"operations": ""}, "option 'operations' must be a non-empty string"),
+    ({"step": 3}, r"Unknown chain task option\(s\) \['step'\]; use steps, max_operand, operations"),
+    ({"steps": 1, "max_operand": 5}, "give only .* distinct problems .* raise 'steps' or 'max_operand'"),
+])
+def test_bad_options_give_one_clear_line(options, message):
+    with pytest.raises(ValueError, match=message) as error:
+        load_task("chain", split="test", **options)
+    assert "\n" not in str(error.value)
+
+
+def test_bad_split():
+    with pytest.raises(ValueError, match="Unknown split 'dev' of the chain task"):
+        chain_task("dev")
