@@ -84,6 +84,7 @@ def test_load_task_and_options_reach_the_task():
     ({"operations": ""}, "option 'operations' must be a non-empty string"),
     ({"step": 3}, r"Unknown chain task option\(s\) \['step'\]; use steps, max_operand, operations"),
     ({"steps": 1, "max_operand": 5}, "give only .* distinct problems .* raise 'steps' or 'max_operand'"),
+    ({"system_prompt": "Be brief."}, r"chain is a built-in task \(its prompt format is fixed\) and takes no"),
 ])
 def test_bad_options_give_one_clear_line(options, message):
     with pytest.raises(ValueError, match=message) as error:
