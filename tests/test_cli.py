@@ -59,6 +59,7 @@ def test_yaml_config_and_flag_override(tmp_path, tiny_model_dir):
         (["--dataset", "no-such-dataset"], "Unknown dataset"),
         (["--shaping_lambda", "2"], "shaping_lambda must lie in"),
         (["--reward_funcs", "nope"], "Unknown reward function"),
+        (["--reward_funcs", "reasoning_gym"], "Use --reward_funcs accuracy"),
         (["--dataset_options", "[1]"], "must be a JSON object"),
     ],
 )

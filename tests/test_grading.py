@@ -1,0 +1,299 @@
+"""Grading as a careful human would (issue 13): math-verify's extraction, the plain-number shortcut that never
+disagrees with it, its comparison options, and reasoning-gym rows graded by their own scorer."""
+
+from __future__ import annotations
+
+import random
+import time
+from fractions import Fraction
+
+import pytest
+
+from rlrt.data.registry import load_task
+from rlrt.evaluation.evaluate import score_samples
+from rlrt.rewards import (
+    MathRewardConfig,
+    MathVerifier,
+    accuracy_reward,
+    grade,
+    grade_batch,
+    grading_columns,
+    reasoning_gym_reward,
+)
+from rlrt.rewards.math import fast_verdict, lone_final_box
+from rlrt.rewards.rg import RG_COLUMNS, score_rg
+
+TIMEOUT = 3.0
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    v = MathVerifier(timeout_seconds=TIMEOUT)
+    v.warm_up()
+    yield v
+    v.close()
+
+
+# Each kind of fault of issue 13, with the grade a careful human gives.
+ISSUE_CASES = [
+    # 1. no anchor the extractor knew: the value is in prose or a math span
+    ("31", "Adding the parts gives a total of $31$.", 1.0),
+    ("6", r"Answer \( 6 \)", 1.0),
+    ("6", "Answer $$ 6 $$", 1.0),
+    ("6", r"Answer \[ 6 \]", 1.0),
+    ("$y \\le 4$", r"So $y \leq 4$ is the solution.", 1.0),
+    # 2. the answer sentence, bold
+    ("12.5", "Final Answer: The final answer is 12.5. I hope it is correct.", 1.0),
+    ("9", "Final Answer: The greatest $m$ is 9.", 1.0),
+    ("73", "The answer is **73**.", 1.0),
+    ("73", "Final Answer: **73**", 1.0),
+    # 3. several boxes that together are the answer
+    ("$3, 7$", r"The roots are \boxed{3} and \boxed{7}.", 1.0),
+    ("$p = 2, q = 9$", r"\boxed{p = 2} \quad\text{and}\quad \boxed{q = 9}", 1.0),
+    ("$(2,5),(5,2)$", r"\boxed{(2, 5)}, \boxed{(5, 2)}", 1.0),
+    # 4. an intermediate box does not beat the final answer sentence
+    ("8120", r"First, the first part is \boxed{120}. Then we add. Final Answer: The final answer is $8,120$.", 1.0),
+    # 5. units or percent after the math span
+    ("$45\\%$", "The answer is $45$ %.", 1.0),
+    ("7", "The answer is $7$ cm.", 1.0),
+    # 6. decimal commas and digit groups
+    ("0,125", r"\boxed{0.125}", 1.0),
+    ("6000", r"\boxed{6 000}", 1.0),
+    ("6000", "\\boxed{6\u2009000}", 1.0),
+    ("6000", r"\boxed{6\,000}", 1.0),
+    # 7. math-verify's defaults: these are different answers unless an option says otherwise
+    ("$\\frac{3}{7}$", r"\boxed{0.43}", 0.0),
+    ("$h(a)$", r"\boxed{h(b)}", 0.0),
+    ("$z \\in [2,6]$", r"\boxed{2 \le z \le 6}", 0.0),
+]
+
+
+@pytest.mark.parametrize("gold, completion, expected", ISSUE_CASES)
+def test_issue_cases(verifier, gold, completion, expected):
+    assert grade(completion, gold, verifier=verifier) == expected
+
+
+@pytest.mark.parametrize(
+    "gold, completion, option",
+    [
+        ("$\\frac{3}{7}$", r"\boxed{0.43}", {"float_rounding": 2}),
+        ("$h(a)$", r"\boxed{h(b)}", {"strict": False}),
+        ("$z \\in [2,6]$", r"\boxed{2 \le z \le 6}", {"allow_set_relation_comp": True}),
+    ],
+)
+def test_math_verify_options_in_the_config(verifier, gold, completion, option):
+    assert grade(completion, gold, MathRewardConfig(**option), verifier) == 1.0
+    assert grade(completion, gold, MathRewardConfig(), verifier) == 0.0
+
+
+# Wrong answers in every style: none may be graded correct.
+WRONG = [
+    ("31", "Adding the parts gives a total of $32$."),
+    ("6", r"Answer \( 7 \)"),
+    ("$y \\le 4$", r"So $y < 4$ is the solution."),
+    ("$y \\le 4$", r"So $y \geq 4$ is the solution."),
+    ("12.5", "Final Answer: The final answer is 12.25. I hope it is correct."),
+    ("9", "Final Answer: The greatest $m$ is 8."),
+    ("73", "The answer is **37**."),
+    ("$3, 7$", r"The roots are \boxed{3} and \boxed{8}."),
+    ("$3, 7$", r"The root is \boxed{7}."),
+    ("$p = 2, q = 9$", r"\boxed{p = 9} \quad\text{and}\quad \boxed{q = 2}"),
+    ("8120", r"The answer is \boxed{8,121}, not 8120 as first thought? No: \boxed{8,121}."),
+    ("120", r"So the first part is \boxed{120}. Final Answer: The final answer is $8,120$."),
+    ("$45\\%$", "The answer is $54$ %."),
+    ("0", r"\boxed{6\,000}"),
+    ("0", "\\boxed{6\u2009000}"),
+    ("0", r"\boxed{6 000}"),
+    ("0,125", r"\boxed{125}"),
+    ("1,5", r"\boxed{15}"),
+    ("6000", r"\boxed{600}"),
+    ("$(2,5)$", r"\boxed{[2,5]}"),
+    ("$\\frac{1}{2}$", r"The answer is $\frac{1}{3}$."),
+    ("-3", r"\boxed{3}"),
+    ("5", "I could not solve it."),
+    ("5", ""),
+    ("10", r"The answer is \boxed{10^{10^{10^{10}}}}"),
+]
+
+
+@pytest.mark.parametrize("gold, completion", WRONG)
+def test_wrong_answers_are_never_graded_correct(verifier, gold, completion):
+    assert grade(completion, gold, verifier=verifier) == 0.0
+
+
+def test_strict_boxed_format_reads_only_the_last_box(verifier):
+    boxed = MathRewardConfig(answer_format="boxed")
+    assert grade("The answer is $31$.", "31", boxed, verifier) == 0.0
+    assert grade(r"So \boxed{31}.", "31", boxed, verifier) == 1.0
+    assert grade(r"\boxed{5} then \boxed{31}", "31", boxed, verifier) == 1.0
+    assert grade(r"<think>\boxed{31}</think> no box", "31", boxed, verifier) == 0.0
+    assert grade(r"<think>\boxed{30}</think> \boxed{31}", "31", MathRewardConfig(), verifier) == 1.0
+
+
+# ---------------------------------------------------------------- the shortcut never disagrees with the worker
+
+
+def _grouped(n: int, sep: str) -> str:
+    s, groups = str(n), []
+    while len(s) > 3:
+        groups.insert(0, s[-3:])
+        s = s[:-3]
+    return sep.join([s] + groups)
+
+
+def _render(value: Fraction, rng: random.Random) -> str:
+    """A number written in one of many styles: grouping, decimal comma, signs, leading zeros, percent."""
+    negative, value = value < 0, abs(value)
+    places = rng.choice([0, 0, 1, 2, 3, 6, 7, 9, 17])
+    integer, frac = divmod(round(value * 10**places), 10**places)
+    style = rng.choice(["plain"] * 4 + ["comma", "space", "thin", "latex_thin", "lead0", "plus", "pct", "latex_pct",
+                                        "trailing0", "dot_first"])
+    separators = {"comma": ",", "space": " ", "thin": "\u2009", "latex_thin": "\\,"}
+    text = _grouped(integer, separators[style]) if style in separators and integer >= 1000 else str(integer)
+    if style == "lead0":
+        text = "0" * rng.randint(1, 2) + text
+    decimals = str(frac).rjust(places, "0") if places else ""
+    if style == "trailing0":
+        decimals += "0" * rng.randint(1, 2)
+    if decimals:
+        text += ("," if style == "comma" and integer < 1000 else ".") + decimals  # a decimal comma
+        if style == "dot_first" and integer == 0:
+            text = text[1:]
+    text = ("-" if negative else "+" if style == "plus" else "") + text
+    return text + {"pct": "%", "latex_pct": "\\%"}.get(style, "")
+
+
+def _number_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        kind = rng.random()
+        if kind < 0.3:
+            base = Fraction(rng.randint(-50, 50))
+        elif kind < 0.5:
+            base = Fraction(rng.randint(0, 10**7))
+        elif kind < 0.7:
+            base = Fraction(rng.randint(-10**6, 10**6), 10 ** rng.randint(1, 4))
+        elif kind < 0.8:
+            base = Fraction(rng.randint(10**15, 10**20))
+        else:
+            base = Fraction(rng.randint(0, 10**9), 10 ** rng.randint(3, 9))
+        delta = rng.choice([0, 0, 0, Fraction(1, 10**7), Fraction(1, 10**6), Fraction(2, 10**6), Fraction(3, 10**6),
+                            Fraction(1, 1000), Fraction(1, 2), 1])
+        pairs.append((_render(base, rng), _render(base + rng.choice([1, -1]) * delta, rng)))
+    return pairs
+
+
+BOX_TEMPLATES = [r"\boxed{%s}", r"The answer is $\boxed{%s}$.", r"So we get \[ x = \boxed{%s} \]",
+                 r"Final Answer: $\boxed{%s}$", r"The final answer is $y = 3 + \boxed{%s}$"]
+
+
+def test_plain_number_shortcut_agrees_with_the_worker(verifier):
+    """On generated number strings in many styles, wherever the in-process shortcut decides, math-verify in the
+    worker (asked directly, without the shortcut) decides the same; and the shortcut decides a good share."""
+    config = MathRewardConfig()
+    rng = random.Random(1)
+    decided, disagreements = 0, []
+    for gold, pred in _number_pairs(400, seed=0):
+        text = rng.choice(BOX_TEMPLATES) % pred
+        lone = lone_final_box(text)
+        fast = None if lone is None else fast_verdict(gold, lone, config.float_rounding)
+        if fast is None:
+            continue
+        decided += 1
+        worker = verifier._verdict(verifier._ask({"gold": gold, "text": text, "options": config.verify_options()}))
+        if fast != worker:
+            disagreements.append((gold, text, fast, worker))
+    assert disagreements == []
+    assert decided >= 60
+
+
+def test_shortcut_declines_what_math_verify_must_read():
+    for gold, pred in [("0,125", "125"), ("6000", "6 000"), ("1,000", "1000"), ("007", "7"), ("+5", "5"),
+                       ("50%", "50"), ("12345678901234567.5", "12345678901234568"), ("5", "5.0000001")]:
+        assert fast_verdict(gold, pred) is None, (gold, pred)
+    assert fast_verdict("5", "5") is True and fast_verdict("5", "6") is False
+    assert fast_verdict("0.5", "0.50") is True and fast_verdict("0.5", "0.51") is False
+    assert lone_final_box(r"\boxed{1} and \boxed{2}") is None
+    assert lone_final_box(r"\boxed{12} cm") is None
+    assert lone_final_box(r"The final answer is 3. I hope it is correct. \boxed{4}") is None
+    assert lone_final_box(r"so $\boxed{12}$.") == "12"
+
+
+def test_batched_grading_is_fast_and_bounded(verifier):
+    completions = [rf"Step by step... so the total is $\frac{{{i}}}{{2}}$ cm." for i in range(100)]
+    completions += [rf"The answer is \boxed{{{i}}}." for i in range(100)]
+    golds = [rf"\frac{{{i}}}{{2}}" for i in range(100)] + [str(i) for i in range(100)]
+    start = time.perf_counter()
+    assert grade_batch(completions, golds, verifier=verifier) == [1.0] * 200
+    assert time.perf_counter() - start < 10.0
+
+
+# ------------------------------------------------------------------------------------------- reasoning-gym
+
+
+def _rg_row(task: str, index: int = 0, **params):
+    dataset = load_task(f"rg:{task}", limit=4, **params)
+    row = dataset[index]
+    return row, {c: row[c] for c in RG_COLUMNS}
+
+
+def test_rg_text_tasks_use_reasoning_gym_s_scorer():
+    row, columns = _rg_row("spell_backward")
+    gold = row["answer"]
+    assert grade(rf"\boxed{{{gold}}}", gold, **columns) == 1.0
+    assert grade(f"<answer>{gold}</answer>", gold, **columns) == 1.0
+    assert grade(rf"\boxed{{{gold[::-1]}}}", gold, **columns) == 0.0  # the unreversed word
+    row, columns = _rg_row("word_sorting")
+    gold = row["answer"]
+    backwards = ", ".join(reversed(gold.split(", ")))
+    assert grade(rf"\boxed{{{gold}}}", gold, **columns) == 1.0
+    assert grade(rf"\boxed{{{backwards}}}", gold, **columns) == 0.0  # right words, wrong order
+    assert grade("no answer", gold, **columns) == 0.0
+
+
+def test_the_issue_s_rg_strings_score_zero(monkeypatch):
+    """gold `tnemele` against `element`: reasoning-gym gives part marks (3 letters in place), never full marks."""
+    import rlrt.rewards.rg as rg
+
+    entry = {"question": "Spell element backward", "answer": "tnemele", "metadata": {"word": "element"}}
+    monkeypatch.setattr(rg, "rg_entry", lambda task, config, index: entry)
+    assert 0 < score_rg(r"\boxed{element}", "spell_backward", "{}", 0) < 1
+    assert grade(r"\boxed{element}", "tnemele", rg_task="spell_backward", rg_config="{}", rg_index=0) == 0.0
+    assert grade(r"\boxed{tnemele}", "tnemele", rg_task="spell_backward", rg_config="{}", rg_index=0) == 1.0
+    assert grade(r"\boxed{element}", "tnemele", partial_credit=True, rg_task="spell_backward", rg_config="{}",
+                 rg_index=0) == pytest.approx(3 / 7)
+
+
+@pytest.mark.parametrize("task", ["chain_sum", "basic_arithmetic", "arc_agi", "word_ladder", "sudoku"])
+def test_rg_gold_answers_get_full_marks(task):
+    """The regenerated entry is the row's (tasks whose metadata a JSON round trip would alter included)."""
+    row, columns = _rg_row(task)
+    assert grade(f"<answer>{row['answer']}</answer>", row["answer"], **columns) == 1.0
+
+
+def test_rg_rows_through_the_rewards_and_evaluation():
+    dataset = load_task("rg:spell_backward", limit=2)
+    golds = dataset["answer"]
+    completions = [rf"\boxed{{{golds[0]}}}", rf"\boxed{{{golds[1][::-1]}}}"]
+    columns = grading_columns(dataset)
+    assert set(columns) == set(RG_COLUMNS)
+    assert accuracy_reward(completions=completions, answer=golds, **columns) == [1.0, 0.0]
+    assert reasoning_gym_reward(completions=completions, answer=golds, **columns) == [1.0, 0.0]
+    scores = score_samples([[completions[0]] * 2, [completions[1]] * 2], golds, MathVerifier(), columns=columns)
+    assert scores == [[1.0, 1.0], [0.0, 0.0]]
+    with pytest.raises(ValueError, match="'accuracy' reward"):
+        reasoning_gym_reward(completions=completions, answer=golds)
+    with pytest.raises(ValueError, match="Rebuild the dataset"):
+        accuracy_reward(completions=completions[:1], answer=["not the answer"],
+                        **{k: v[:1] for k, v in columns.items()})
+
+
+def test_reward_choice_for_rg_datasets(capsys):
+    from rlrt.run import load_reward_funcs
+
+    assert load_reward_funcs(["accuracy"], "rg:spell_backward:test") == [accuracy_reward]
+    assert "reasoning-gym's own scorer for spell_backward" in capsys.readouterr().out
+    assert load_reward_funcs(["reasoning_gym"], "rg:spell_backward") == [reasoning_gym_reward]
+    with pytest.raises(ValueError, match="Use --reward_funcs accuracy"):
+        load_reward_funcs(["reasoning_gym"], "addition")
