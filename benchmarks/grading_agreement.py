@@ -1,0 +1,180 @@
+"""How often each grader agrees with a careful human on real answer styles, and how fast rlrt grades a batch.
+
+    python benchmarks/grading_agreement.py [--batch 300] [--out benchmarks/results/grading_agreement.json]
+
+The collection is ``benchmarks/data/grading_cases.py``: hand-written (gold, completion, expected) triples in the
+styles MATH / GSM8K models answer in (boxes, several boxes, "The answer is", Minerva's "Final Answer: ... I hope
+it is correct.", Markdown bold, math spans in prose, units, percent, decimal commas, digit groups, intervals,
+sets, equations, fractions against decimals, no answer), about half of them wrong. Graders compared:
+
+* ``rlrt`` -- ``rlrt.rewards.accuracy_reward`` (math-verify's extraction, the default ``answer_format="any"``);
+* ``rlrt_boxed`` -- the strict format, ``MathRewardConfig(answer_format="boxed")``;
+* ``rlrt_before`` -- rlrt's grader before issue 13 (read from git commit ``BEFORE``; skipped without git);
+* ``trl`` -- ``trl.rewards.accuracy_reward`` with the gold in the ``solution`` column as the dataset has it;
+* ``trl_dollar_gold`` -- the same with a bare gold wrapped in ``$...$`` (TRL parses its solution as text).
+
+A ``None`` grade (gold unparseable) counts as "not correct". Reported per grader: agreement, false positives
+(a wrong answer graded correct), false negatives, ``None`` grades, and agreement per style; then the seconds
+rlrt needs to grade ``--batch`` completions in one batched call (warm worker), the slowest single item, and
+the worker's timeouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BEFORE = "59f8c667496a23987ed920ba8d0cc8bd4a764398"  # main just before issue 13's grading landed
+
+
+def load_cases():
+    spec = importlib.util.spec_from_file_location("grading_cases", HERE / "data" / "grading_cases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.CASES
+
+
+def rlrt_grader(config):
+    from rlrt.rewards import MathVerifier, make_accuracy_reward
+
+    verifier = MathVerifier(config.timeout_seconds)
+    verifier.warm_up()
+    reward = make_accuracy_reward(config, verifier)
+    return lambda golds, completions: reward(completions=completions, answer=golds), verifier
+
+
+def rlrt_before_grader():
+    """The pre-issue-13 grader, from git: its math.py and worker in a throw-away package."""
+    root = Path(tempfile.mkdtemp(prefix="rlrt_before_"))
+    package = root / "rlrt_before"
+    (package / "rewards").mkdir(parents=True)
+    files = {"text.py": "src/rlrt/text.py", "rewards/math.py": "src/rlrt/rewards/math.py",
+             "rewards/_verify_worker.py": "src/rlrt/rewards/_verify_worker.py"}
+    for target, source in files.items():
+        text = subprocess.run(["git", "show", f"{BEFORE}:{source}"], capture_output=True, text=True, check=True,
+                              cwd=HERE.parent).stdout
+        (package / target).write_text(text)
+    (package / "__init__.py").write_text("")
+    (package / "rewards" / "__init__.py").write_text("")
+    sys.path.insert(0, str(root))
+    from rlrt_before.rewards import math as before
+
+    verifier = before.MathVerifier()
+    worker = package / "rewards" / "_verify_worker.py"
+    verifier.worker_command = [sys.executable, "-c",
+                               f"import sys, runpy; sys.path.pop(0); runpy.run_path({str(worker)!r}, run_name='__main__')"]
+    verifier.warm_up()
+    reward = before.make_accuracy_reward(verifier=verifier)
+    return lambda golds, completions: reward(completions=completions, answer=golds)
+
+
+def trl_grader(dollar_gold: bool):
+    import logging
+
+    from trl.rewards import accuracy_reward
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+    def wrap(gold: str) -> str:
+        return gold if not dollar_gold or "$" in gold else f"${gold}$"
+
+    def grade(golds, completions):
+        chats = [[{"role": "assistant", "content": c}] for c in completions]
+        return accuracy_reward(chats, [wrap(g) for g in golds])
+
+    return grade
+
+
+def score(name, grades, cases) -> dict:
+    by_style: dict[str, list[int]] = defaultdict(list)
+    false_positives, false_negatives, nones = [], [], 0
+    for grade, (style, gold, completion, expected) in zip(grades, cases, strict=True):
+        nones += grade is None
+        got = int(grade is not None and grade >= 1.0)
+        by_style[style].append(int(got == expected))
+        if got != expected:
+            (false_positives if got else false_negatives).append({"style": style, "gold": gold,
+                                                                  "completion": completion})
+    agree = sum(sum(v) for v in by_style.values())
+    return {
+        "grader": name,
+        "agreement": round(agree / len(cases), 4),
+        "agree": agree,
+        "false_positives": len(false_positives),
+        "false_negatives": len(false_negatives),
+        "none_grades": nones,
+        "by_style": {style: f"{sum(v)}/{len(v)}" for style, v in sorted(by_style.items())},
+        "false_positive_cases": false_positives,
+        "false_negative_cases": false_negatives,
+    }
+
+
+def timing(cases, batch: int) -> dict:
+    from rlrt.rewards import MathRewardConfig, MathVerifier, grade, grade_batch
+
+    config = MathRewardConfig()
+    started = time.perf_counter()
+    verifier = MathVerifier(config.timeout_seconds)
+    verifier.warm_up()
+    startup = time.perf_counter() - started
+    items = [cases[i % len(cases)] for i in range(batch)]
+    # Distinct texts (a numbered preamble), so that no completion is served from a cache of an earlier one.
+    completions = [f"Attempt {i}: let us work it out.\n{c[2]}" for i, c in enumerate(items)]
+    golds = [c[1] for c in items]
+    started = time.perf_counter()
+    grade_batch(completions, golds, config, verifier)
+    batch_seconds = time.perf_counter() - started
+    slowest = 0.0
+    for completion, gold in zip(completions, golds):
+        started = time.perf_counter()
+        grade(completion, gold, config, verifier)
+        slowest = max(slowest, time.perf_counter() - started)
+    return {"completions": batch, "batch_seconds": round(batch_seconds, 3), "worker_startup_seconds": round(startup, 3),
+            "slowest_item_seconds": round(slowest, 4), "item_time_bound_seconds": config.timeout_seconds,
+            "timeouts": verifier.stats["timeouts"], "worker_calls": verifier.stats["worker_calls"],
+            "in_process": verifier.stats["fast_match"]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=300, help="Completions graded in the timing run.")
+    parser.add_argument("--out", default=str(HERE / "results" / "grading_agreement.json"))
+    args = parser.parse_args(argv)
+
+    from rlrt.rewards import MathRewardConfig
+
+    cases = load_cases()
+    golds, completions = [c[1] for c in cases], [c[2] for c in cases]
+    graders = {"rlrt": rlrt_grader(MathRewardConfig())[0],
+               "rlrt_boxed": rlrt_grader(MathRewardConfig(answer_format="boxed"))[0]}
+    try:
+        graders["rlrt_before"] = rlrt_before_grader()
+    except (subprocess.CalledProcessError, FileNotFoundError, ImportError) as err:
+        print(f"rlrt_before skipped: {err}", file=sys.stderr)
+    graders["trl"] = trl_grader(dollar_gold=False)
+    graders["trl_dollar_gold"] = trl_grader(dollar_gold=True)
+    results = [score(name, grade(golds, completions), cases) for name, grade in graders.items()]
+    counts = Counter(expected for *_, expected in cases)
+    payload = {"cases": len(cases), "correct_cases": counts[1], "wrong_cases": counts[0],
+               "graders": results, "timing": timing(cases, args.batch)}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    print(f"{len(cases)} cases ({counts[0]} wrong answers)")
+    print(f"{'grader':<16} {'agreement':>9} {'false pos':>9} {'false neg':>9} {'None':>5}")
+    for r in results:
+        print(f"{r['grader']:<16} {100 * r['agreement']:>8.1f}% {r['false_positives']:>9} {r['false_negatives']:>9} "
+              f"{r['none_grades']:>5}")
+    print("timing:", json.dumps(payload["timing"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
