@@ -92,6 +92,31 @@ def test_bad_options_give_one_clear_line(options, message):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow
+def test_train_and_eval_use_the_difficulty_on_the_held_out_split(tmp_path, tiny_model_dir, monkeypatch):
+    """`rlrt train --dataset chain --dataset_options` evaluates on chain:test at the same difficulty; `rlrt eval
+    --dataset_options` too."""
+    import json
+
+    from rlrt.cli import main
+    from rlrt.data import registry
+
+    calls, load = [], registry.load_task
+    monkeypatch.setattr(registry, "load_task", lambda spec, **kw: calls.append((spec, kw)) or load(spec, **kw))
+    code = main(["train", "--model", str(tiny_model_dir), "--output_dir", str(tmp_path / "run"), "--max_steps", "1",
+                 "--dataset", "chain", "--dataset_options", '{"steps": 3}', "--dataset_limit", "4",
+                 "--eval_dataset", "chain:test", "--eval_limit", "2", "--eval_samples", "1",
+                 "--per_device_train_batch_size", "4", "--num_generations", "4", "--max_completion_length", "4",
+                 "--bf16", "false", "--disable_tqdm", "true"])
+    assert code == 0
+    assert [(spec, kw["split"], kw.get("steps")) for spec, kw in calls] == [("chain", None, 3), ("chain", "test", 3)]
+    assert main(["eval", "--model", str(tiny_model_dir), "--dataset", "chain:test", "--dataset_options",
+                 '{"steps": 3}', "--limit", "2", "--num_samples", "1", "--max_new_tokens", "2",
+                 "--output_dir", str(tmp_path / "eval")]) == 0
+    problems = json.loads((tmp_path / "eval" / "results.json").read_text())["results"][0]["problems"]
+    assert [p["answer"] for p in problems] == chain_task("test", limit=2, steps=3)["answer"]
+
+
 def test_bad_split():
     with pytest.raises(ValueError, match="Unknown split 'dev' of the chain task"):
         chain_task("dev")

@@ -42,7 +42,8 @@ class TrainArguments:
         default=None,
         metadata={"help": "JSON options for the dataset: reasoning-gym parameters ({\"min_terms\": 2}), column "
                   "mapping of a local file ({\"question_column\": \"problem\"}), and the prompt format "
-                  "(instruction, system_prompt, chat)."},
+                  "(instruction, system_prompt, chat), the chain task's difficulty ({\"steps\": 3}); a held-out "
+                  "set of the same dataset gets them too."},
     )
     eval_dataset: str | None = field(
         default=DEFAULT_EVAL_DATASET,
@@ -197,7 +198,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     from accelerate import PartialState
 
     from .callbacks import HeldOutEvalCallback, LinePrinterCallback, LiveLineCallback, MetricsFileCallback
-    from .data.registry import load_task
+    from .data.registry import load_task, parse_dataset_options
     from .evaluation.sampling import SamplingConfig
     from .models import load_tokenizer, resolve_model
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -212,9 +213,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     model_path = resolve_model(train_args.model)
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
     name, split = split_spec(train_args.dataset)
-    options = json.loads(train_args.dataset_options) if train_args.dataset_options else {}
-    if not isinstance(options, dict):
-        raise ValueError(f"--dataset_options must be a JSON object, got {train_args.dataset_options!r}.")
+    options = parse_dataset_options(train_args.dataset_options)
     train_dataset = load_task(name, split=split, limit=train_args.dataset_limit, seed=config.seed, **options)
     reward_funcs = load_reward_funcs(train_args.reward_funcs, train_args.dataset)
     for reward_func in reward_funcs:
@@ -252,7 +251,10 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
               "on the others); evaluate checkpoints with `rlrt eval` instead.", flush=True)
     elif train_args.eval_dataset and train_args.eval_dataset.lower() != "none":
         eval_name, eval_split = split_spec(train_args.eval_dataset)
-        eval_set = load_task(eval_name, split=eval_split, limit=train_args.eval_limit, seed=config.seed)
+        # the same task's held-out split at the same difficulty (a reasoning-gym size is the training set's only)
+        eval_options = {k: v for k, v in options.items() if k != "size"} if eval_name == name else {}
+        eval_set = load_task(eval_name, split=eval_split, limit=train_args.eval_limit, seed=config.seed,
+                             **eval_options)
         sampling = SamplingConfig(max_new_tokens=config.max_completion_length, temperature=config.temperature,
                                   top_p=config.top_p, batch_size=max(config.per_device_train_batch_size, 8),
                                   seed=config.seed, bf16=config.bf16)

@@ -24,6 +24,19 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+def parse_dataset_options(text: str | None) -> dict[str, Any]:
+    """``--dataset_options`` (a JSON object, or empty) as a dict; anything else raises ``ValueError``."""
+    import json
+
+    try:
+        options = json.loads(text) if text else {}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--dataset_options is not valid JSON ({err.msg}): {text!r}.") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"--dataset_options must be a JSON object, got {text!r}.")
+    return options
+
+
 def load_task(spec: str, split: str | None = None, limit: int | None = None, seed: int = 0, **options: Any) -> Dataset:
     """Resolve ``spec``:
 

@@ -89,6 +89,9 @@ class EvalArguments:
         default_factory=lambda: [DEFAULT_EVAL_DATASET], metadata={"help": "One or more datasets."}
     )
     limit: int | None = field(default=None, metadata={"help": "At most this many problems per dataset."})
+    dataset_options: str | None = field(
+        default=None, metadata={"help": "JSON options for every dataset, as `rlrt train --dataset_options`."}
+    )
     num_samples: int = field(default=8, metadata={"help": "Samples per problem (k of avg@k, n of pass@k)."})
     max_new_tokens: int = field(default=_SAMPLING_DEFAULTS["max_new_tokens"])
     temperature: float = field(default=_SAMPLING_DEFAULTS["temperature"])
@@ -107,14 +110,14 @@ class EvalArguments:
 
 def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Path, Path]:
     """Every model of ``args.model`` on every dataset of ``args.dataset``; ``(results, json_path, md_path)``."""
-    from ..data.registry import load_task, split_spec
+    from ..data.registry import load_task, parse_dataset_options, split_spec
     from ..models import load_model, load_tokenizer, resolve_model
 
     sampling = args.sampling()
-    datasets = {}
+    datasets, options = {}, parse_dataset_options(args.dataset_options)
     for spec in args.dataset:
         name, split = split_spec(spec)
-        datasets[spec] = load_task(name, split=split, limit=args.limit)
+        datasets[spec] = load_task(name, split=split, limit=args.limit, **options)
     verifier = MathVerifier()
     results = []
     for model_name in args.model:
