@@ -61,6 +61,9 @@ ISSUE_CASES = [
     ("6000", r"\boxed{6 000}", 1.0),
     ("6000", "\\boxed{6\u2009000}", 1.0),
     ("6000", r"\boxed{6\,000}", 1.0),
+    # an escaped dollar sign; an explosive expression after the final box (never parsed, never in the way)
+    ("5", r"The cost is \$5.00.", 1.0),
+    ("5", r"The remainder is $\boxed{5}$, since $2^{2024} \equiv 5 \pmod 7$.", 1.0),
     # 7. math-verify's defaults: these are different answers unless an option says otherwise
     ("$\\frac{3}{7}$", r"\boxed{0.43}", 0.0),
     ("$h(a)$", r"\boxed{h(b)}", 0.0),

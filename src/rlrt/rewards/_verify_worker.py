@@ -48,8 +48,9 @@ _MARKDOWN_BOLD = re.compile(r"(\*\*|__)(?=\S)([^\n]*?\S)\1")
 
 
 def normalize_text(text: str) -> str:
-    """What math-verify reads: Markdown bold markers dropped, SI digit groups joined."""
-    return normalize_digit_groups(_MARKDOWN_BOLD.sub(r"\2", text))
+    """What math-verify reads: Markdown bold markers and escaped dollar signs (``\\$5.00``, a currency sign that
+    would hide the number from math-verify's readers) dropped, SI digit groups joined."""
+    return normalize_digit_groups(_MARKDOWN_BOLD.sub(r"\2", text).replace("\\$", ""))
 
 
 _MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
@@ -63,18 +64,20 @@ def _on_alarm(signum, frame):
     raise ItemTimeout()
 
 
-def _guard_extraction(parser_module) -> None:
-    """Never let math-verify parse an explosive match: it is kept as its string only (see ``EXPLOSIVE``)."""
-    original = getattr(parser_module, "extract_match", None)
-    if original is None:  # another math-verify version: the time bound still holds, only the guard is lost
-        return
+def _guard_parsing(parser_module) -> None:
+    """Never let sympy parse an explosive expression (see ``EXPLOSIVE``): math-verify's two parse entry points fail
+    on one, so that match counts as unparsed and only its string is compared."""
+    for name in ("parse_latex_cached", "parse_expr_cached"):
+        original = getattr(parser_module, name, None)
+        if original is None:  # another math-verify version: the time bound still holds, only the guard is lost
+            continue
 
-    def guarded(match, target_type):
-        if EXPLOSIVE.search(match.group(0)):
-            return None, match.group(0)
-        return original(match, target_type)
+        def guarded(text, _original=original):
+            if EXPLOSIVE.search(text):
+                raise ValueError("explosive expression: not parsed")
+            return _original(text)
 
-    parser_module.extract_match = guarded
+        setattr(parser_module, name, guarded)
 
 
 def main() -> None:
@@ -82,13 +85,13 @@ def main() -> None:
     import math_verify.parser
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
-    _guard_extraction(math_verify.parser)
+    _guard_parsing(math_verify.parser)
     targets = [LatexExtractionConfig(), ExprExtractionConfig()]  # math-verify's defaults
 
     def parse_gold(gold: str):
         # A gold answer with its own math delimiters is read as written; bare LaTeX ("\frac{1}{2}", "x^2+1")
         # as if it were boxed. The other reading is the fallback when the first gives nothing usable.
-        gold = normalize_digit_groups(gold)
+        gold = normalize_text(gold)
         boxed = "\\boxed{" + gold + "}"
         readings = (gold, boxed) if any(d in gold for d in _MATH_DELIMITERS) else (boxed, gold)
         for text in readings:
