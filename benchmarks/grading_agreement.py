@@ -65,12 +65,11 @@ def rlrt_before_grader():
     (package / "__init__.py").write_text("")
     (package / "rewards" / "__init__.py").write_text("")
     sys.path.insert(0, str(root))
+    from rlrt.rewards.math import worker_command
     from rlrt_before.rewards import math as before
 
     verifier = before.MathVerifier()
-    worker = package / "rewards" / "_verify_worker.py"
-    verifier.worker_command = [sys.executable, "-c",
-                               f"import sys, runpy; sys.path.pop(0); runpy.run_path({str(worker)!r}, run_name='__main__')"]
+    verifier.worker_command = worker_command(package / "rewards" / "_verify_worker.py")
     verifier.warm_up()
     reward = before.make_accuracy_reward(verifier=verifier)
     return lambda golds, completions: reward(completions=completions, answer=golds)

@@ -188,6 +188,12 @@ def _canonical(answer: str) -> str:
     return re.sub(r"\s+", "", answer.strip().strip("$")).rstrip(".")
 
 
+def worker_command(script: Path) -> list[str]:
+    """``python`` running ``script`` as ``__main__`` without putting its folder on ``sys.path``."""
+    code = f"import sys, runpy; sys.path.pop(0); runpy.run_path({str(script)!r}, run_name='__main__')"
+    return [sys.executable, "-c", code]
+
+
 class MathVerifier:
     """math-verify comparisons in a killable worker subprocess (see the module docstring).
 
@@ -212,8 +218,7 @@ class MathVerifier:
         # Run from the file's path, not `-m rlrt...`: importing the package would import torch (seconds). runpy
         # does not put the file's folder (which holds this `math.py`) on sys.path, where it would shadow `math`.
         worker = Path(__file__).with_name("_verify_worker.py")
-        self.worker_command = [sys.executable, "-c",
-                               f"import sys, runpy; sys.path.pop(0); runpy.run_path({str(worker)!r}, run_name='__main__')"]
+        self.worker_command = worker_command(worker)
         atexit.register(self.close)
 
     def close(self) -> None:
