@@ -22,7 +22,7 @@ LAYERS = {
     "analysis": 4, "trainer": 4, "callbacks": 4,
     "baselines": 5,
     "run": 6,
-    "cli": 7,
+    "cli": 7, "compare": 7,
     "__main__": 8, "__init__": 8,
 }
 

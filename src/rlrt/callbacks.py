@@ -87,23 +87,34 @@ class LinePrinterCallback(TrainerCallback):
 
 
 class HeldOutEvalCallback(TrainerCallback):
-    """Held-out avg@k / pass@k before training and every ``every`` optimizer steps (and at the end).
+    """Held-out avg@k / pass@k before training (unless ``evaluate_start`` is off), every ``every`` optimizer steps
+    and at the end.
 
-    Results go to ``heldout.jsonl`` in the run folder (step 0 included) and into the trainer's logged metrics as
-    ``heldout/avg@k`` and ``heldout/pass@k``.
+    Results go to ``heldout.jsonl`` in the run folder and into the trainer's logged metrics as ``heldout/avg@k``
+    and ``heldout/pass@k``. Each record also holds ``correct``: the number of correct samples per problem (in the
+    held-out set's order; ``None`` where a gold answer cannot be parsed), out of ``samples``. The final evaluation
+    draws ``final_samples`` samples per problem (default ``num_samples``); when that differs, its record also
+    carries ``avg@<num_samples>``, the same per-sample accuracy estimated from all its samples, so the avg@k curve
+    has one key throughout.
     """
 
-    def __init__(self, trainer, dataset, num_samples: int, sampling, every: int, run_dir: str | Path):
+    def __init__(self, trainer, dataset, num_samples: int, sampling, every: int, run_dir: str | Path,
+                 final_samples: int | None = None, evaluate_start: bool = True):
         self.trainer = trainer
         self.dataset = dataset
         self.num_samples = num_samples
+        self.final_samples = final_samples or num_samples
         self.sampling = sampling
         self.every = every
+        self.evaluate_start = evaluate_start
         self.path = Path(run_dir) / "heldout.jsonl"
         self.done_steps: set[int] = set()
 
-    def _evaluate(self, state, log_to_trainer: bool) -> None:
+    def _evaluate(self, state, log_to_trainer: bool, num_samples: int | None = None) -> None:
         from .evaluation.evaluate import evaluate_model
+        from .evaluation.metrics import correct_counts
+
+        num_samples = num_samples or self.num_samples
 
         step = state.global_step
         if step in self.done_steps:
@@ -121,23 +132,29 @@ class HeldOutEvalCallback(TrainerCallback):
             # resume, is the same with or without held-out evaluation.
             try:
                 with torch.random.fork_rng():
-                    result = evaluate_model(model, trainer.processing_class, self.dataset, self.num_samples,
+                    result = evaluate_model(model, trainer.processing_class, self.dataset, num_samples,
                                             self.sampling, show_progress=False, description=f"held-out @ step {step}")
             finally:
                 model.train(was_training)
-            summary = {k: v for k, v in result["summary"].items() if "@" in k}
+            record = dict(result["summary"])
+            if num_samples != self.num_samples and f"avg@{num_samples}" in record:
+                record[f"avg@{self.num_samples}"] = record[f"avg@{num_samples}"]
+            summary = {k: v for k, v in record.items() if "@" in k}
+            record["correct"] = correct_counts([p["correct"] for p in result["problems"]])
             with open(self.path, "a") as f:
-                f.write(json.dumps({"step": step, **result["summary"]}) + "\n")
+                f.write(json.dumps({"step": step, **record}) + "\n")
             if log_to_trainer:
                 for key, value in summary.items():
                     trainer._metrics["train"][f"heldout/{key}"].append(value)
         accelerator.wait_for_everyone()
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if state.global_step == 0:
+        if state.global_step == 0 and self.evaluate_start:
             self._evaluate(state, log_to_trainer=False)
 
     def on_step_end(self, args, state, control, **kwargs):
         last = state.global_step >= state.max_steps
-        if (self.every and state.global_step % self.every == 0) or last:
+        if last:
+            self._evaluate(state, log_to_trainer=True, num_samples=self.final_samples)
+        elif self.every and state.global_step % self.every == 0:
             self._evaluate(state, log_to_trainer=True)

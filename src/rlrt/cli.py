@@ -1,4 +1,4 @@
-"""``rlrt``: train, eval, inspect and report from the command line.
+"""``rlrt``: train, eval, inspect, report and compare from the command line.
 
     rlrt train                                   # embedded SmolLM2-135M, built-in task, RLRT, a few CPU minutes
     rlrt train --config run.yaml --shaping grpo  # any RLRTConfig / GRPOConfig field as --flag or YAML key
@@ -6,6 +6,7 @@
     rlrt inspect --model runs/x/final --limit 2             # tokens coloured by D = log P_S - log P_T (HTML)
     rlrt report --runs runs/a runs/b --output_dir report    # plots, table, candidate-set shift
     rlrt interventions --limit 4 --continuations 4          # does the top-KL position decide the outcome?
+    rlrt compare --arms grpo rlrt --seeds 0 1 2 --output_dir cmp  # arms x seeds: paired CIs, strata, pass@k
     accelerate launch -m rlrt train --config run.yaml
 """
 
@@ -26,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "rlrt.analysis.inspect_run",
     "report": "rlrt.analysis.report",
     "interventions": "rlrt.analysis.intervention_run",
+    "compare": "rlrt.compare",
 }
 
 

@@ -52,6 +52,19 @@ class TrainArguments:
     eval_limit: int = field(default=32, metadata={"help": "Held-out problems evaluated."})
     eval_samples: int = field(default=2, metadata={"help": "Samples per held-out problem (the k of avg@k)."})
     eval_every: int = field(default=0, metadata={"help": "Held-out evaluation every N steps (0: start and end)."})
+    eval_final_samples: int | None = field(
+        default=None,
+        metadata={"help": "Samples per held-out problem at the final evaluation (default: eval_samples); pass@k is "
+                  "reported up to this k there."},
+    )
+    eval_start: bool = field(
+        default=True, metadata={"help": "Evaluate the starting model (step 0); `rlrt compare` does it once instead."}
+    )
+    eval_dataset_seed: int | None = field(
+        default=None,
+        metadata={"help": "Seed that draws a generated held-out set (rg: tasks; default: --seed). `rlrt compare` "
+                  "fixes it so that every seed is evaluated on the same problems."},
+    )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy"],
         metadata={"help": "Reward functions: 'accuracy' (math-verify; reasoning-gym's own scorer on rg: rows), 'format', "
@@ -67,6 +80,32 @@ class TrainArguments:
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata={"help": "LoRA target modules."}
     )
+
+
+def heldout_dataset(train_args: TrainArguments, config: RLRTConfig):
+    """The held-out set a run evaluates (``None`` when ``eval_dataset`` is off); ``rlrt compare`` loads the same.
+
+    The same task as training gets the same ``dataset_options`` (its difficulty), less a reasoning-gym ``size``,
+    which is the training set's only."""
+    from .data.registry import load_task, parse_dataset_options
+
+    if not train_args.eval_dataset or train_args.eval_dataset.lower() == "none":
+        return None
+    name, split = split_spec(train_args.eval_dataset)
+    options = parse_dataset_options(train_args.dataset_options) if name == split_spec(train_args.dataset)[0] else {}
+    seed = config.seed if train_args.eval_dataset_seed is None else train_args.eval_dataset_seed
+    return load_task(name, split=split, limit=train_args.eval_limit, seed=seed,
+                     **{k: v for k, v in options.items() if k != "size"})
+
+
+def heldout_sampling(config: RLRTConfig):
+    """The sampling settings of held-out evaluation: the training rollouts' length, temperature and top-p, seeded
+    with the run's seed."""
+    from .evaluation.sampling import SamplingConfig
+
+    return SamplingConfig(max_new_tokens=config.max_completion_length, temperature=config.temperature,
+                          top_p=config.top_p, batch_size=max(config.per_device_train_batch_size, 8),
+                          seed=config.seed, bf16=config.bf16)
 
 
 def load_reward_funcs(names: list[str], dataset: str | None = None):
@@ -199,7 +238,6 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
 
     from .callbacks import HeldOutEvalCallback, LinePrinterCallback, LiveLineCallback, MetricsFileCallback
     from .data.registry import load_task, parse_dataset_options
-    from .evaluation.sampling import SamplingConfig
     from .models import load_tokenizer, resolve_model
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -250,16 +288,10 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         print("held-out evaluation during training is off under ZeRO-3/FSDP (generation on one rank would wait "
               "on the others); evaluate checkpoints with `rlrt eval` instead.", flush=True)
     elif train_args.eval_dataset and train_args.eval_dataset.lower() != "none":
-        eval_name, eval_split = split_spec(train_args.eval_dataset)
-        # the same task's held-out split at the same difficulty (a reasoning-gym size is the training set's only)
-        eval_options = {k: v for k, v in options.items() if k != "size"} if eval_name == name else {}
-        eval_set = load_task(eval_name, split=eval_split, limit=train_args.eval_limit, seed=config.seed,
-                             **eval_options)
-        sampling = SamplingConfig(max_new_tokens=config.max_completion_length, temperature=config.temperature,
-                                  top_p=config.top_p, batch_size=max(config.per_device_train_batch_size, 8),
-                                  seed=config.seed, bf16=config.bf16)
-        trainer.add_callback(HeldOutEvalCallback(trainer, eval_set, train_args.eval_samples, sampling,
-                                                 train_args.eval_every, run_dir))
+        trainer.add_callback(HeldOutEvalCallback(trainer, heldout_dataset(train_args, config), train_args.eval_samples,
+                                                 heldout_sampling(config), train_args.eval_every, run_dir,
+                                                 final_samples=train_args.eval_final_samples,
+                                                 evaluate_start=train_args.eval_start))
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if trainer.interrupted_by:
         from .reliability import last_complete_checkpoint

@@ -18,6 +18,7 @@ from ..rewards.grading import grade_batch, grading_columns
 from ..rewards.math import MathRewardConfig, MathVerifier
 from .metrics import summarize
 from .sampling import SamplingConfig, sample_completions
+from .strata import DEFAULT_STRATA_EDGES, check_edges, strata_from_results, strata_markdown, strata_summary
 
 
 def score_samples(completions: Sequence[Sequence[str]], golds: Sequence[Any], verifier: MathVerifier,
@@ -73,7 +74,9 @@ def write_results(results: list[dict[str, Any]], sampling: SamplingConfig, outpu
     payload = {"sampling": sampling.to_dict(), "results": results}
     json_path.write_text(json.dumps(payload, indent=2))
     settings = ", ".join(f"{k}={v}" for k, v in sampling.to_dict().items())
-    md_path.write_text(f"# Evaluation\n\nSampling: {settings}\n\nScores in %.\n\n" + markdown_table(results))
+    strata = strata_markdown(results)
+    md_path.write_text(f"# Evaluation\n\nSampling: {settings}\n\nScores in %.\n\n" + markdown_table(results)
+                       + (f"\n## Difficulty strata\n\n{strata}" if strata else ""))
     return json_path, md_path
 
 
@@ -102,6 +105,15 @@ class EvalArguments:
     bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast; default: where supported."})
     output_dir: str = field(default="eval_results", metadata={"help": "Where results.json and results.md go."})
     trust_remote_code: bool = field(default=False)
+    strata_from: str | None = field(
+        default=None,
+        metadata={"help": "The starting model's results.json (of rlrt eval, or rlrt compare's start/results.json): "
+                  "report avg@k and the pass@k curve per difficulty stratum of its per-problem accuracy."},
+    )
+    strata_edges: list[float] = field(
+        default_factory=lambda: list(DEFAULT_STRATA_EDGES),
+        metadata={"help": "Strata edges after 'never solved' (0.6: never, <60%, >=60%)."},
+    )
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
@@ -114,6 +126,7 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
     from ..models import load_model, load_tokenizer, resolve_model
 
     sampling = args.sampling()
+    start_strata = read_start_strata(args.strata_from, args.dataset, args.strata_edges) if args.strata_from else None
     datasets, options = {}, parse_dataset_options(args.dataset_options)
     for spec in args.dataset:
         name, split = split_spec(spec)
@@ -126,9 +139,23 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
         for spec, dataset in datasets.items():
             result = evaluate_model(model, tokenizer, dataset, args.num_samples, sampling, verifier,
                                     description=f"{model_name} on {spec}")
-            results.append({"model": model_name, "dataset": spec, **result})
+            entry = {"model": model_name, "dataset": spec, **result}
+            if start_strata is not None:
+                entry["strata"] = strata_summary(result["problems"], *start_strata[spec], args.strata_edges)
+            results.append(entry)
     json_path, md_path = write_results(results, sampling, args.output_dir)
     return results, json_path, md_path
+
+
+def read_start_strata(path: str, specs: Sequence[str], edges: Sequence[float]) -> dict[str, tuple]:
+    """Per dataset spec, the starting model's ``(correct counts, samples, answers)`` from ``--strata-from``; read
+    and checked before any model loads. Raises ``FileNotFoundError``/``ValueError`` with what to change."""
+    check_edges(edges)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--strata-from {path} does not exist: give the starting model's results.json from "
+                                "rlrt eval (or rlrt compare's start/results.json).")
+    payload = json.loads(Path(path).read_text())
+    return {spec: strata_from_results(payload, spec) for spec in specs}
 
 
 COMMAND_ARGUMENTS = (EvalArguments,)
@@ -138,5 +165,7 @@ def run_eval(args: EvalArguments) -> int:
     """``rlrt eval``: evaluate, write ``results.json``/``results.md``, print the table; the exit code."""
     results, json_path, md_path = evaluate_checkpoints(args)
     print(markdown_table(results))
+    if args.strata_from:
+        print(strata_markdown(results))
     print(f"results: {json_path}  {md_path}")
     return 0

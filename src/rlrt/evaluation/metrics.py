@@ -29,6 +29,12 @@ def k_values(n: int) -> list[int]:
     return ks + [n]
 
 
+def correct_counts(per_problem: Sequence[Sequence[float | None]]) -> list[int | None]:
+    """Correct samples per problem (``None`` for a problem with an unscorable sample): the compact record kept
+    for every held-out evaluation, from which avg@k, pass@k and the strata are recomputed."""
+    return [None if not samples or None in samples else int(sum(samples)) for samples in per_problem]
+
+
 def summarize(per_problem: Sequence[Sequence[float | None]]) -> dict[str, float]:
     """``avg@n`` and ``pass@k`` over problems; problems whose gold answer could not be parsed (``None``) are dropped."""
     scored = [[float(x) for x in samples] for samples in per_problem if samples and None not in samples]

@@ -1,0 +1,146 @@
+"""Difficulty strata of held-out problems and per-stratum avg@k / pass@k curves (pure functions).
+
+A problem's stratum is decided by the *starting* model's own accuracy on it, the fraction of its samples that are
+correct: "never solved" (no correct sample), then one stratum per interval between the edges. With the default
+edges ``(0.6,)`` the strata are ``never`` (accuracy 0), ``<60%`` (0 < accuracy < 0.6) and ``>=60%``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .metrics import k_values, pass_at_k
+
+DEFAULT_STRATA_EDGES = (0.6,)
+NEVER = "never"
+
+
+def check_edges(edges: Sequence[float]) -> tuple[float, ...]:
+    """``edges`` as a tuple; raises ``ValueError`` unless they rise strictly inside (0, 1]."""
+    edges = tuple(float(e) for e in edges)
+    if any(not 0 < e <= 1 for e in edges) or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"strata edges must rise strictly and lie in (0, 1], e.g. 0.3 0.6; got {list(edges)}.")
+    return edges
+
+
+def _percent(edge: float) -> str:
+    return f"{100 * edge:g}%"
+
+
+def stratum_labels(edges: Sequence[float] = DEFAULT_STRATA_EDGES) -> list[str]:
+    """Names of the strata, lowest accuracy first: ``["never", "<60%", ">=60%"]`` for edges ``(0.6,)``,
+    ``["never", "<30%", "30-60%", ">=60%"]`` for ``(0.3, 0.6)``."""
+    edges = check_edges(edges)
+    if not edges:
+        return [NEVER, ">0%"]
+    labels = [NEVER, f"<{_percent(edges[0])}"]
+    labels += [f"{_percent(a).rstrip('%')}-{_percent(b)}" for a, b in zip(edges, edges[1:])]
+    return labels + [f">={_percent(edges[-1])}"]
+
+
+def assign_stratum(accuracy: float, edges: Sequence[float] = DEFAULT_STRATA_EDGES) -> str:
+    """The stratum label of one problem whose starting accuracy (correct samples / samples) is ``accuracy``."""
+    labels = stratum_labels(edges)
+    if accuracy <= 0:
+        return NEVER
+    return labels[1 + sum(accuracy >= e for e in check_edges(edges))]
+
+
+def assign_strata(correct: Sequence[int | None], samples: int,
+                  edges: Sequence[float] = DEFAULT_STRATA_EDGES) -> list[str | None]:
+    """Stratum label per problem from its correct-sample count out of ``samples`` (``None`` stays ``None``:
+    an unscorable problem belongs to no stratum)."""
+    if samples < 1:
+        raise ValueError(f"strata need at least one sample per problem; got {samples}.")
+    return [None if c is None else assign_stratum(c / samples, edges) for c in correct]
+
+
+def mean_accuracy(correct: Sequence[int], samples: Sequence[int]) -> float:
+    """avg@k over problems: the mean of ``correct / samples`` (each problem may have its own sample count)."""
+    if not correct:
+        return float("nan")
+    return sum(c / n for c, n in zip(correct, samples, strict=True)) / len(correct)
+
+
+def pass_curve(correct: Sequence[int], samples: int, ks: Sequence[int] | None = None) -> dict[int, float]:
+    """Unbiased pass@k (Chen et al. 2021) averaged over problems, for ``ks`` (default 1, 2, 4, ..., ``samples``)."""
+    ks = k_values(samples) if ks is None else ks
+    if not correct:
+        return {k: float("nan") for k in ks}
+    return {k: sum(pass_at_k(samples, c, k) for c in correct) / len(correct) for k in ks}
+
+
+def per_stratum(correct: Sequence[int | None], samples: int, strata: Sequence[str | None],
+                labels: Sequence[str]) -> dict[str, dict]:
+    """Per stratum label: ``problems`` (count), ``avg`` (avg@``samples``) and ``pass`` (the pass@k curve), from
+    one evaluation's correct counts; problems that are unscorable in either the evaluation or the strata are left
+    out. Every label appears, with ``problems = 0`` (and NaN scores) where a stratum is empty."""
+    if len(correct) != len(strata):
+        raise ValueError(f"{len(correct)} evaluated problems but {len(strata)} with a stratum: the held-out sets "
+                         "differ (same dataset, limit and order needed).")
+    out = {}
+    for label in labels:
+        mine = [c for c, s in zip(correct, strata) if s == label and c is not None]
+        out[label] = {"problems": len(mine), "avg": mean_accuracy(mine, [samples] * len(mine)),
+                      "pass": pass_curve(mine, samples)}
+    return out
+
+
+def strata_from_results(payload: dict, dataset: str | None = None) -> tuple[list[int | None], int, list]:
+    """``(correct counts, samples, answers)`` per problem of a starting model's ``results.json`` (``rlrt eval``'s,
+    or ``rlrt compare``'s ``start/results.json``): counted over its first ``strata_samples`` samples when the file
+    names them, else over all. Picks the result on ``dataset`` when the file holds several; raises ``ValueError``
+    when it holds no per-problem samples."""
+    results = payload.get("results") or []
+    chosen = next((r for r in results if r.get("dataset") == dataset), results[0] if results else None)
+    if not chosen or not chosen.get("problems"):
+        raise ValueError("the --strata-from file has no per-problem samples: give the results.json that `rlrt eval` "
+                         "wrote for the starting model (or compare's start/results.json).")
+    rows = [p["correct"] for p in chosen["problems"]]
+    samples = payload.get("strata_samples") or min(len(r) for r in rows)
+    counts = [None if any(x is None for x in r[:samples]) else int(sum(r[:samples])) for r in rows]
+    return counts, samples, [p.get("answer") for p in chosen["problems"]]
+
+
+def strata_summary(problems: Sequence[dict], start_counts: Sequence[int | None], start_samples: int,
+                   start_answers: Sequence, edges: Sequence[float] = DEFAULT_STRATA_EDGES) -> dict:
+    """Per-stratum avg@k (with the problem count) and pass@k curve of one evaluation (``problems``: its rows with
+    ``correct`` per sample and ``answer``), with strata from the starting model's counts. Raises ``ValueError``
+    when the two evaluations are not on the same problems in the same order."""
+    answers = [p.get("answer") for p in problems]
+    if len(answers) != len(start_answers) or any(str(a) != str(b) for a, b in zip(answers, start_answers)):
+        raise ValueError(f"the --strata-from evaluation has {len(start_answers)} problems and this one {len(answers)}, "
+                         "or their answers differ: evaluate the same dataset with the same --limit.")
+    strata = assign_strata(start_counts, start_samples, edges)
+    rows = [p["correct"] for p in problems]
+    samples = min(len(r) for r in rows)
+    counts = [None if any(x is None for x in r[:samples]) else int(sum(r[:samples])) for r in rows]
+    return {"edges": list(check_edges(edges)), "start_samples": start_samples, "samples": samples,
+            "strata": per_stratum(counts, samples, strata, stratum_labels(edges))}
+
+
+def strata_markdown(results: Sequence[dict]) -> str:
+    """Two tables over the results that carry ``strata``: avg@k per stratum (with problem counts), and the pass@k
+    curve per stratum. Scores in %."""
+    rows = [r for r in results if r.get("strata")]
+    if not rows:
+        return ""
+    labels = list(rows[0]["strata"]["strata"])
+    lines = [f"Strata by the starting model's accuracy on {rows[0]['strata']['start_samples']} samples per problem "
+             f"(edges {rows[0]['strata']['edges']}).", "",
+             "| model | dataset | " + " | ".join(f"{label} avg (n)" for label in labels) + " |",
+             "|---|---|" + "---|" * len(labels)]
+    for r in rows:
+        table = r["strata"]["strata"]
+        cells = [f"{100 * table[label]['avg']:.1f} ({table[label]['problems']})" if table[label]["problems"]
+                 else "— (0)" for label in labels]
+        lines.append(f"| {r['model']} | {r['dataset']} | " + " | ".join(cells) + " |")
+    ks = sorted({int(k) for r in rows for s in r["strata"]["strata"].values() for k in s["pass"]})
+    lines += ["", "| model | dataset | stratum | " + " | ".join(f"pass@{k}" for k in ks) + " |",
+              "|---|---|---|" + "---|" * len(ks)]
+    for r in rows:
+        for label, s in r["strata"]["strata"].items():
+            if s["problems"]:
+                cells = [f"{100 * s['pass'][k]:.1f}" if k in s["pass"] else "" for k in ks]
+                lines.append(f"| {r['model']} | {r['dataset']} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
