@@ -207,7 +207,8 @@ def test_plan_gives_every_arm_of_a_seed_the_same_seed_and_held_out_set(tmp_path)
         assert run.flags["seed"] == run.seed and run.flags["eval_dataset_seed"] == 0
         assert run.flags["max_steps"] == 5 and run.flags["eval_start"] is False
         assert run.flags["output_dir"] == str(tmp_path / run.name)
-    assert flags_to_argv({"a": 1, "b": [2, "x"], "c": False, "d": None}) == ["--a", "1", "--b", "2", "x", "--c", "false"]
+    assert flags_to_argv({"a": 1, "b": [2, "x"], "c": False, "d": None}) == \
+        ["--a", "1", "--b", "2", "x", "--c", "false"]
     with pytest.raises(ValueError, match="--seeds"):
         plan_runs(CompareArguments(train=["seed=3"], output_dir=str(tmp_path)))
 

@@ -115,7 +115,6 @@ class HeldOutEvalCallback(TrainerCallback):
         from .evaluation.metrics import correct_counts
 
         num_samples = num_samples or self.num_samples
-
         step = state.global_step
         if step in self.done_steps:
             return

@@ -78,7 +78,8 @@ class CompareArguments:
     quick: bool = field(default=False, metadata={"help": "Minutes: seed 0, 2 steps, 4 problems (pipeline check)."})
     strata_edges: list[float] = field(
         default_factory=lambda: [0.6],
-        metadata={"help": "Accuracy edges of the difficulty strata after 'never solved': 0.6 gives never, <60%, >=60%."},
+        metadata={"help": "Accuracy edges of the difficulty strata after 'never solved': 0.6 gives never, <60%%, "
+                  ">=60%%."},
     )
     strata_samples: int = field(default=32, metadata={"help": "Starting-model samples per problem that set strata."})
     start_seed: int = field(default=1000, metadata={"help": "Sampling seed of the starting model's evaluation."})
@@ -336,12 +337,14 @@ def load_start(path: Path):
 # ---- Report ---------------------------------------------------------------------------------------------------
 
 
-def write_report(args: CompareArguments, plan: list[PlannedRun], max_steps: dict[str, int]) -> dict[str, Any] | None:
+def write_comparison(args: CompareArguments, plan: list[PlannedRun],
+                     max_steps: dict[str, int]) -> dict[str, Any] | None:
     """compare.json, compare.md, pass_at_k.png and the ``rlrt report`` plots from the finished runs."""
     from .analysis.bootstrap import BootstrapConfig
     from .analysis.comparison import evaluations_from_records, markdown_comparison, plot_pass_curves, \
         summarize_comparison
-    from .analysis.report import ReportArguments, run_report
+    from .analysis.report import ReportArguments
+    from .analysis.report import write_report as write_run_report
     from .io import read_jsonl
 
     out = Path(args.output_dir)
@@ -359,10 +362,10 @@ def write_report(args: CompareArguments, plan: list[PlannedRun], max_steps: dict
     result["runs"] = {"planned": [r.name for r in plan], "finished": [r.name for r in done]}
     (out / "compare.json").write_text(json.dumps(result, indent=1))
     curves = plot_pass_curves(result, out / "pass_at_k.png")
-    paths = run_report(ReportArguments(runs=[str(r.run_dir) for r in done], labels=[r.arm for r in done],
-                                       output_dir=str(out / "report"), skip_shift=args.skip_shift,
-                                       shift_contexts=4 if args.quick else 64,
-                                       shift_max_new_tokens=int(done[0].flags.get("max_completion_length", 48))))
+    paths = write_run_report(ReportArguments(
+        runs=[str(r.run_dir) for r in done], labels=[r.arm for r in done], output_dir=str(out / "report"),
+        skip_shift=args.skip_shift, shift_contexts=4 if args.quick else 64,
+        shift_max_new_tokens=int(done[0].flags.get("max_completion_length", 48))))
     start_note = "" if start else ("\nNo starting-model evaluation yet (`--only start`): no strata, no start curve.\n")
     images = "".join(f"![{p.stem}]({p.relative_to(out)})\n" for p in (curves, paths["overview"]) if p)
     (out / "compare.md").write_text(
@@ -426,7 +429,7 @@ def run_compare(args: CompareArguments) -> int:
                 for checkpoint in run.run_dir.glob("checkpoint-*"):
                     shutil.rmtree(checkpoint, ignore_errors=True)
             print(f"{tag}: done in {time.time() - started:.0f} s", flush=True)
-    result = write_report(args, plan, max_steps)
+    result = write_comparison(args, plan, max_steps)
     if result is None:
         return 0 if args.only else 1
     print((out / "compare.md").read_text())

@@ -112,7 +112,7 @@ class EvalArguments:
     )
     strata_edges: list[float] = field(
         default_factory=lambda: list(DEFAULT_STRATA_EDGES),
-        metadata={"help": "Strata edges after 'never solved' (0.6: never, <60%, >=60%)."},
+        metadata={"help": "Strata edges after 'never solved' (0.6: never, <60%%, >=60%%)."},
     )
 
     def sampling(self) -> SamplingConfig:
