@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import SHAPINGS
+
 # `rlrt train` flags of every run unless the shared train flags or an arm say otherwise: the first reproduction's
 # sizing (benchmarks/results/step_time.json: about 18 s per step on 2 CPU cores), checkpoints at every evaluation
 # so a stopped run resumes, and 32 samples per problem at the final evaluation for pass@k curves up to k = 32.
@@ -46,7 +48,6 @@ QUICK_TRAIN: dict[str, Any] = dict(
 )
 # Set by compare for every run; an arm or the shared flags may not change them.
 MANAGED_FLAGS = ("seed", "output_dir", "eval_start", "eval_dataset_seed", "resume")
-SHAPINGS = ("grpo", "rlrt", "rlrt_all", "teacher_up", "rlsd", "sdpo")
 
 
 @dataclass
