@@ -54,7 +54,8 @@ def test_shared_fields_are_copied_and_sdpo_keeps_its_own_defaults(tmp_path):
               "per_device_train_batch_size", "max_steps", "output_dir", "bf16", "use_cpu", "disable_dropout",
               "steps_per_generation", "generation_batch_size", "top_p", "remove_unused_columns")
     assert {n: getattr(sdpo, n) for n in copied} == {n: getattr(config, n) for n in copied}
-    assert (sdpo.learning_rate, sdpo.epsilon_high, sdpo.loss_type, sdpo.generation_batch_size) == (3e-4, 0.3, "bnpo", 16)
+    assert (sdpo.learning_rate, sdpo.epsilon_high, sdpo.loss_type) == (3e-4, 0.3, "bnpo")
+    assert sdpo.generation_batch_size == 16  # 8 per device x 2 accumulation steps
     assert (sdpo.teacher_model_kind, sdpo.teacher_update_rate, sdpo.success_reward_threshold) == ("base", 0.2, 0.5)
     assert (sdpo.distillation_weight, sdpo.distillation_mode) == (0.25, "full_logits")
     # Untouched SDPO-only fields keep SDPO's defaults.
@@ -218,3 +219,24 @@ def test_cli_resume_auto_continues_an_sdpo_run(tmp_path, tiny_model_dir, capsys)
     assert [p.name for p in run.glob("checkpoint-*")] == ["checkpoint-3"]
     assert main(base + ["--max_steps", "3"]) == 0
     assert "already finished at step 3" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_lora_ema_teacher_adapter_survives_resume(tmp_path, tiny_model_dir, tokenizer, dataset):
+    from peft import LoraConfig
+
+    def make(path):
+        lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+        return build_trainer(str(tiny_model_dir), [parity_reward], sdpo_config(path, max_steps=2, save_steps=1),
+                             dataset, processing_class=tokenizer, peft_config=lora)
+
+    full = make(tmp_path / "full")
+    full.train()
+    resumed = make(tmp_path / "part")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-1"))
+    shadow_full = full._ema_adapter_callback().shadow_weights
+    shadow_resumed = resumed._ema_adapter_callback().shadow_weights
+    assert shadow_full and all(torch.equal(shadow_full[k], shadow_resumed[k]) for k in shadow_full)
+    assert any(v.abs().sum() > 0 for v in shadow_full.values())
+    full_params, resumed_params = params(full.model), params(resumed.model)
+    assert all(torch.equal(full_params[n], resumed_params[n]) for n in full_params)

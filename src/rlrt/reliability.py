@@ -281,7 +281,7 @@ def rotate_checkpoints(run_dir: str | Path, limit: int | None, protect: str | Pa
 
 
 class ReliableTrainerMixin:
-    """The guards above, for a TRL trainer: list it before the TRL class (``class T(ReliableTrainerMixin, GRPOTrainer)``).
+    """The guards above, for a TRL trainer; list it first: ``class T(ReliableTrainerMixin, GRPOTrainer)``.
 
     The subclass calls ``_guard_reward_funcs`` before the TRL constructor and ``_install_guards`` after it (both take
     the ``RLRTConfig``), says what "correct" means in ``_any_correct``, and adds its own state to checkpoints by

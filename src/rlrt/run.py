@@ -2,7 +2,8 @@
 
 The training job: model, data, rewards, trainer, run folder. A run folder holds ``config.json`` (everything used),
 ``metrics.jsonl``/``metrics.csv`` (every log entry), ``heldout.jsonl`` (held-out avg@k/pass@k by step), ``final/``
-(model and tokenizer) and ``summary.json`` / ``summary.md``. ``shaping="sdpo"`` trains with TRL's SDPOTrainer (``rlrt.baselines.sdpo``) into the same folder.
+(model and tokenizer) and ``summary.json`` / ``summary.md``. ``shaping="sdpo"`` trains with TRL's SDPOTrainer
+(``rlrt.baselines.sdpo``) into the same folder.
 """
 
 from __future__ import annotations

@@ -153,10 +153,14 @@ class SDPOBaselineTrainer(ReliableTrainerMixin, SDPOTrainer):
             from peft import set_peft_model_state_dict
 
             adapter = self._ema_adapter_callback()
-            adapter._initialize_teacher_adapter()
+            model = self.accelerator.unwrap_model(self.model)
+            if adapter.teacher_adapter_name in model.peft_config:  # transformers reloaded it from the checkpoint
+                adapter.teacher_adapter_config = model.peft_config[adapter.teacher_adapter_name]
+                adapter._initialized = True  # TRL's flag: do not re-create (and zero) the teacher adapter
+            else:
+                adapter._initialize_teacher_adapter()
             device = next(self.model.parameters()).device
             adapter.shadow_weights = {k: v.to(device) for k, v in state["sdpo_teacher_adapter"].items()}
-            model = self.accelerator.unwrap_model(self.model)
             active = model.active_adapter
             model.set_adapter(adapter.teacher_adapter_name)
             set_peft_model_state_dict(model, adapter.shadow_weights, adapter_name=adapter.teacher_adapter_name)
