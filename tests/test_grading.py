@@ -119,6 +119,20 @@ WRONG = [
 ]
 
 
+@pytest.mark.parametrize("completion", ["The answer is \u22125.", "The answer is \u2013 5.", "The answer is - 5.",
+                                        "The answer is negative 5.", "\\boxed{\u22125}"])
+def test_a_sign_written_loosely_is_never_lost(verifier, completion):
+    """A typographic minus, a dash or "negative" before the number: -5, never the positive gold 5."""
+    assert grade(completion, "-5", verifier=verifier) == 1.0
+    assert grade(completion, "5", verifier=verifier) == 0.0
+
+
+def test_hyphens_that_are_not_signs_keep_their_meaning(verifier):
+    assert grade("Answer:\n- 5 apples", "5", verifier=verifier) == 1.0  # a list bullet
+    assert grade("Pages 3\u20135 give 2.", "2", verifier=verifier) == 1.0  # a range
+    assert grade("So x - 2 = 0 gives x = 2.", "2", verifier=verifier) == 1.0
+
+
 @pytest.mark.parametrize("gold, completion", WRONG)
 def test_wrong_answers_are_never_graded_correct(verifier, gold, completion):
     assert grade(completion, gold, verifier=verifier) == 0.0

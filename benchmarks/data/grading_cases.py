@@ -114,6 +114,13 @@ CASES = [
     ("thousands", "1234567", r"The total is $\boxed{1,234,576}$.", 0),
     ("thousands", "18000", "The company earns $18,000 per month.", 1),
     ("thousands", "18000", "The company earns $18,500 per month.", 0),
+    # ---------------------------------------------------------------- signs
+    ("signs", "-5", "The temperature drops to \u22125 degrees, so the answer is \u22125.", 1),
+    ("signs", "5", "The temperature drops to \u22125 degrees, so the answer is \u22125.", 0),
+    ("signs", "-12", r"The minimum value is $\boxed{-12}$.", 1),
+    ("signs", "12", r"The minimum value is $\boxed{-12}$.", 0),
+    ("signs", "-3", "Therefore the slope is negative 3.", 1),
+    ("signs", "3", "Therefore the slope is negative 3.", 0),
     # ---------------------------------------------------------------- GSM8K
     ("gsm8k", "72", "Natalia sold 48/2 = 24 clips in May.\nAltogether she sold 48+24 = 72 clips.\n#### 72", 1),
     ("gsm8k", "72", "Natalia sold 48/2 = 24 clips in May.\nAltogether she sold 48+26 = 74 clips.\n#### 74", 0),

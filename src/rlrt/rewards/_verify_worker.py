@@ -47,10 +47,18 @@ def normalize_digit_groups(text: str) -> str:
 _MARKDOWN_BOLD = re.compile(r"(\*\*|__)(?=\S)([^\n]*?\S)\1")
 
 
+# A sign math-verify's prose reader would drop, leaving the number positive ("The answer is − 5."): the minus
+# sign U+2212, an en dash, a hyphen with a space after it (not a list bullet at a line's start), and "negative"
+# before a number become a plain "-" on the number.
+_LOOSE_MINUS = re.compile(r"(?:(?<![\w)\]}.])[−–]|(?<=[ (=:])-|(?<![\w-])negative)[ \t]?(?=\d)")
+
+
 def normalize_text(text: str) -> str:
     """What math-verify reads: Markdown bold markers and escaped dollar signs (``\\$5.00``, a currency sign that
-    would hide the number from math-verify's readers) dropped, SI digit groups joined."""
-    return normalize_digit_groups(_MARKDOWN_BOLD.sub(r"\2", text).replace("\\$", ""))
+    would hide the number from math-verify's readers) dropped, loose minus signs attached, SI digit groups
+    joined."""
+    text = _MARKDOWN_BOLD.sub(r"\2", text).replace("\\$", "").replace("−", "-")
+    return normalize_digit_groups(_LOOSE_MINUS.sub("-", text))
 
 
 _MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
