@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 
-import rlrt.trainer as trainer_module
+import rlrt.step as step_module
 from rlrt import RLRTConfig, RLRTTrainer
 from rlrt.rewards import parity_reward
 
@@ -20,7 +20,7 @@ class ProbeTrainer(RLRTTrainer):
 
     def _teacher_fields(self, inputs, output):
         captured = {}
-        real_choose = trainer_module.choose_contexts
+        real_choose = step_module.choose_contexts
 
         def spy(rows, group_size, correct, completions, **kwargs):
             contexts = real_choose(rows, group_size, correct, completions, **kwargs)
@@ -28,11 +28,11 @@ class ProbeTrainer(RLRTTrainer):
                             contexts=contexts, seed=kwargs["seed"], step=kwargs["step"])
             return contexts
 
-        trainer_module.choose_contexts = spy
+        step_module.choose_contexts = spy
         try:
             fields = super()._teacher_fields(inputs, output)
         finally:
-            trainer_module.choose_contexts = real_choose
+            step_module.choose_contexts = real_choose
         prompts, _, rewards_per_func = self._rollout_cache
         self.records.append({
             **captured,

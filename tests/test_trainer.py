@@ -6,7 +6,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-import rlrt.trainer as trainer_module
+import rlrt.step as step_module
 from rlrt import RLRTConfig, RLRTTrainer
 from rlrt.rewards import parity_reward
 
@@ -89,7 +89,7 @@ def test_shaping_reaches_the_loss(tmp_path, tiny_model_dir, tokenizer, dataset):
 
 def test_teacher_prompt_holds_a_sibling_never_the_row_itself(tmp_path, tiny_model_dir, tokenizer, dataset, monkeypatch):
     calls = []
-    real_choose, real_tokenize = trainer_module.choose_contexts, trainer_module.tokenize_teacher_prompts
+    real_choose, real_tokenize = step_module.choose_contexts, step_module.tokenize_teacher_prompts
 
     def spy_choose(rows, group_size, correct, completions, **kwargs):
         contexts = real_choose(rows, group_size, correct, completions, **kwargs)
@@ -102,8 +102,8 @@ def test_teacher_prompt_holds_a_sibling_never_the_row_itself(tmp_path, tiny_mode
         calls[-1]["solutions"] = list(solutions)
         return ids
 
-    monkeypatch.setattr(trainer_module, "choose_contexts", spy_choose)
-    monkeypatch.setattr(trainer_module, "tokenize_teacher_prompts", spy_tokenize)
+    monkeypatch.setattr(step_module, "choose_contexts", spy_choose)
+    monkeypatch.setattr(step_module, "tokenize_teacher_prompts", spy_tokenize)
     train(tiny_model_dir, tokenizer, dataset, make_config(tmp_path, shaping="rlrt"))
     checked = 0
     for call in calls:

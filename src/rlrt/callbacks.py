@@ -144,7 +144,7 @@ class HeldOutEvalCallback(TrainerCallback):
                 f.write(json.dumps({"step": step, **record}) + "\n")
             if log_to_trainer:
                 for key, value in summary.items():
-                    trainer._metrics["train"][f"heldout/{key}"].append(value)
+                    trainer.log_metric(f"heldout/{key}", value)
         accelerator.wait_for_everyone()
 
     def on_train_begin(self, args, state, control, **kwargs):

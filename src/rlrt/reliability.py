@@ -180,7 +180,7 @@ class NonFiniteGuard(TrainerCallback):
         for param in model.parameters():
             param.grad = None
         self.skipped += 1
-        self.trainer._metrics["train"]["rlrt/nonfinite_steps"].append(float(self.skipped))
+        self.trainer.log_metric("rlrt/nonfinite_steps", float(self.skipped))
         logger.warning("Step %d: non-finite loss or gradient; the update was skipped (%d so far, limit %d).",
                        state.global_step + 1, self.skipped, self.limit)
         if self.skipped > self.limit:
@@ -314,6 +314,14 @@ class ReliableTrainerMixin:
         """Whether a rollout of this batch (``rewards_per_func (N, F)``, gathered) counts as correct."""
         raise NotImplementedError
 
+    def log_metric(self, name: str, value: float, mode: str = "train") -> None:
+        """Append ``value`` to the metric ``name``; TRL averages and logs it with its own at the next log step.
+
+        The one place the package writes into TRL's private ``GRPOTrainer._metrics`` (``mode -> name -> list``),
+        checked by ``tests/test_trl_seam.py``.
+        """
+        self._metrics[mode][name].append(value)
+
     @property
     def interrupted_by(self) -> str | None:
         """The signal that stopped the last ``train()`` early, if any."""
@@ -333,7 +341,7 @@ class ReliableTrainerMixin:
         total = self.accelerator.reduce(torch.tensor(local, dtype=torch.float32, device=self.accelerator.device), "sum")
         *errors, samples = total.tolist()
         for name, count in zip(names, errors):
-            self._metrics["train" if self.model.training else "eval"][f"rewards/{name}/errors"].append(count)
+            self.log_metric(f"rewards/{name}/errors", count, "train" if self.model.training else "eval")
             self._reward_errors_logged[name] = self.reward_errors[name]
             if self.model.training:
                 self.broken_reward_watch.update(name, count, samples, self.reward_last_errors.get(name))

@@ -26,17 +26,13 @@ from accelerate.utils import gather_object
 from transformers import TrainerCallback
 from trl import GRPOTrainer
 
-from .algorithms.shaping import lambda_at_step, rows_needing_teacher, shape_advantages, shaping_metrics
+from .algorithms.shaping import lambda_at_step
 from .config import RLRTConfig
 from .data.loaders import answer_problem
 from .reliability import ReliableTrainerMixin
+from .step import Rollouts, score_with_teacher, shape_rollouts, teacher_batch_size
+from .teacher import TeacherWeights
 from .text import completion_text
-from .teacher import (
-    TeacherWeights,
-    choose_contexts,
-    score_teacher,
-    tokenize_teacher_prompts,
-)
 
 class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
     """GRPO with RLRT token shaping; the constructor is ``GRPOTrainer``'s, ``args`` an [`RLRTConfig`].
@@ -131,66 +127,45 @@ class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
         return output
 
     def _teacher_fields(self, inputs: list[dict[str, Any]], output: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Contexts, the reward gate and ``log P_T`` for this process's rows (see the module docstring)."""
+        """Contexts, the reward gate and ``log P_T`` for this process's rows: ``step.score_with_teacher``."""
         args = self.args
         device = self.accelerator.device
         prompts, completions, rewards_per_func = self._rollout_cache
         local = len(prompts)
-        offset = self.accelerator.process_index * local
-        gate_rewards = rewards_per_func[:, self._correctness_index]
-        correct_all = (torch.nan_to_num(gate_rewards, nan=-math.inf) >= args.correctness_threshold).cpu()
-        texts_all = gather_object([completion_text(c) for c in completions])
-        rows = list(range(offset, offset + local))
-        contexts = choose_contexts(
-            rows,
-            self.num_generations,
-            correct_all.tolist(),
-            texts_all,
-            source=args.teacher_context,
+        mask = output["completion_mask"]
+        if "tool_mask" in output:
+            mask = mask * output["tool_mask"]
+        rollouts = Rollouts(
+            prompts=prompts,
+            completion_ids=output["completion_ids"],
+            completion_mask=mask,
+            advantages=output["advantages"],
+            rewards=rewards_per_func[:, self._correctness_index],
+            completion_texts=gather_object([completion_text(c) for c in completions]),
+            group_size=self.num_generations,
+            offset=self.accelerator.process_index * local,
             references=[x.get("solution") for x in inputs],
             answers=[x.get("answer") for x in inputs],
-            fallback=args.teacher_context_fallback,
-            selection=args.sibling_selection,
-            seed=args.seed,
-            step=self.state.global_step,
         )
-        correct = correct_all[offset : offset + local].to(device)
-        has_context = torch.tensor([c is not None for c in contexts], device=device)
-        need = rows_needing_teacher(output["advantages"], correct, has_context, args.shaping)
-
         started = time.perf_counter()
-        selected = need.nonzero(as_tuple=True)[0].tolist()
-        teacher_prompt_ids = tokenize_teacher_prompts(
-            self.processing_class,
-            [prompts[i] for i in selected],
-            [contexts[i] for i in selected],
-            args.teacher_prompt_template,
-            args.max_teacher_prompt_length,
-            self.chat_template_kwargs,
-        )
         with self.teacher_weights.apply(self.accelerator.unwrap_model(self.model)):
-            teacher_logps = score_teacher(
-                self._teacher_logps_fn,
-                teacher_prompt_ids,
-                output["completion_ids"],
-                output["completion_mask"],
-                need,
-                self._tokenizer.pad_token_id,
-                args.teacher_batch_size or args.per_device_train_batch_size,
+            teacher, _, teacher_logps = score_with_teacher(
+                rollouts, args, self.processing_class, self._teacher_logps_fn, self.state.global_step,
+                self.chat_template_kwargs, pad_id=self._tokenizer.pad_token_id,
             )
         if self.shards_parameters:
-            self._match_teacher_forward_count(int(need.sum()), args.teacher_batch_size or args.per_device_train_batch_size)
+            self._match_teacher_forward_count(int(teacher.rows.sum()), teacher_batch_size(args))
         seconds = time.perf_counter() - started
 
         counts = torch.tensor(
-            [float(has_context.sum()), float(need.sum()), float(local), seconds], dtype=torch.float32, device=device
+            [float(teacher.has_context.sum()), float(teacher.rows.sum()), float(local), seconds],
+            dtype=torch.float32, device=device,
         )
         totals = self.accelerator.reduce(counts, reduction="sum")
-        metrics = self._metrics["train"]
-        metrics["rlrt/context_frac"].append((totals[0] / totals[2]).item())
-        metrics["rlrt/teacher_rows_frac"].append((totals[1] / totals[2]).item())
-        metrics["rlrt/teacher_seconds"].append((totals[3] / self.accelerator.num_processes).item())
-        return {"teacher_logps": teacher_logps, "has_teacher": need, "correct": correct}
+        self.log_metric("rlrt/context_frac", (totals[0] / totals[2]).item())
+        self.log_metric("rlrt/teacher_rows_frac", (totals[1] / totals[2]).item())
+        self.log_metric("rlrt/teacher_seconds", (totals[3] / self.accelerator.num_processes).item())
+        return {"teacher_logps": teacher_logps, "has_teacher": teacher.rows, "correct": teacher.correct}
 
     def _match_teacher_forward_count(self, rows: int, batch_size: int) -> None:
         """Under ZeRO-3/FSDP, run 1-row dummy forwards so every rank makes as many teacher forwards as the busiest."""
@@ -243,45 +218,35 @@ class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
             del self._get_per_token_logps_and_entropies
 
     def _shaped_advantages(self, inputs: dict[str, Any], student_logps: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` token advantages of one micro-batch: ``step.shape_rollouts``, its statistics logged."""
         mask = inputs["completion_mask"]
         if "tool_mask" in inputs:
             mask = mask * inputs["tool_mask"]
-        lam = self.current_lambda
-        common = dict(
-            advantages=inputs["advantages"],
-            student_logps=student_logps,
-            teacher_logps=inputs["teacher_logps"],
-            correct=inputs["correct"],
-            has_teacher=inputs["has_teacher"],
-            mask=mask,
-            mode=self.args.shaping,
-            lam=lam,
-            eps_w=self.args.shaping_eps_w,
-            clamp=self.args.log_ratio_clamp,
+        shaping, lam = shape_rollouts(
+            inputs["advantages"], student_logps, inputs["teacher_logps"], inputs["correct"], inputs["has_teacher"],
+            mask, self.args, self.state.global_step,
         )
         if self.model.training:
-            self._log_shaping_metrics(shaping_metrics(**common), lam)
-        return shape_advantages(**common)
+            self._log_shaping_metrics(shaping.stats, lam)
+        return shaping.token_advantages
 
     def _log_shaping_metrics(self, stats: dict[str, tuple[float, float]], lam: float) -> None:
         """Reduce ``(value, count)`` statistics over processes exactly and append them as ``rlrt/<name>``."""
         names = sorted(stats)
         values = torch.tensor([[stats[n][0], stats[n][1]] for n in names], dtype=torch.float64)
         gathered = self.accelerator.gather(values.to(self.accelerator.device).unsqueeze(0)).view(-1, len(names), 2)
-        metrics = self._metrics["train"]
         for j, name in enumerate(names):
             value, count = gathered[:, j, 0], gathered[:, j, 1]
             valid = count > 0
             if not valid.any():
                 continue
             if name.endswith("_min"):
-                metrics[f"rlrt/{name}"].append(value[valid].min().item())
+                self.log_metric(f"rlrt/{name}", value[valid].min().item())
             elif name.endswith("_max"):
-                metrics[f"rlrt/{name}"].append(value[valid].max().item())
+                self.log_metric(f"rlrt/{name}", value[valid].max().item())
             else:
-                metrics[f"rlrt/{name}"].append((value[valid].sum() / count[valid].sum()).item())
-        metrics["rlrt/lambda"].append(lam)
-
+                self.log_metric(f"rlrt/{name}", (value[valid].sum() / count[valid].sum()).item())
+        self.log_metric("rlrt/lambda", lam)
 
     # ------------------------------------------------------------------------------------ checkpoints
 

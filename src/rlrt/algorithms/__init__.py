@@ -3,11 +3,13 @@
 from .advantages import group_advantages
 from .shaping import (
     VARIANTS,
+    Shaping,
     ShapingVariant,
     get_variant,
     lambda_at_step,
     log_ratio,
     rows_needing_teacher,
+    shape,
     shape_advantages,
     shaping_metrics,
     token_multiplier,
@@ -16,12 +18,14 @@ from .shaping import (
 
 __all__ = [
     "VARIANTS",
+    "Shaping",
     "ShapingVariant",
     "get_variant",
     "group_advantages",
     "lambda_at_step",
     "log_ratio",
     "rows_needing_teacher",
+    "shape",
     "shape_advantages",
     "shaping_metrics",
     "token_multiplier",

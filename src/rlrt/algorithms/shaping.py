@@ -101,6 +101,108 @@ def rows_needing_teacher(
     return rows
 
 
+TOKEN_STATS = ("log_ratio_mean", "self_driven_frac", "weight_mean", "weight_min", "weight_max", "multiplier_mean",
+               "multiplier_min", "multiplier_max", "clip_low_frac", "clip_high_frac")
+
+
+@dataclass
+class Shaping:
+    """Everything one shaping call computes, each quantity once.
+
+    Attributes:
+        token_advantages: ``(B, T)`` float32 ``A_k,t``; padding positions carry ``A_k`` (the loss masks them).
+        log_ratio: ``(B, T)`` ``D`` (clamped, 0 on padding); zeros for ``grpo``.
+        weights: ``(B, T)`` ``w = exp(direction * sign(A) * D)``; ones for ``grpo``.
+        multiplier: ``(B, T)`` the factor applied, ``m`` on shaped tokens and exactly 1 elsewhere.
+        shaped: ``(B,)`` bool, rows whose advantages were reweighted.
+        stats: the diagnostics of ``shaping_metrics`` as ``name -> (sum, count)`` / ``(value, 1)``.
+    """
+
+    token_advantages: torch.Tensor
+    log_ratio: torch.Tensor
+    weights: torch.Tensor
+    multiplier: torch.Tensor
+    shaped: torch.Tensor
+    stats: dict[str, tuple[float, float]]
+
+
+def shape(
+    advantages: torch.Tensor,
+    student_logps: torch.Tensor,
+    teacher_logps: torch.Tensor,
+    correct: torch.Tensor,
+    has_teacher: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str = "rlrt",
+    lam: float = 0.5,
+    eps_w: float = 1.0,
+    clamp: float = LOG_RATIO_CLAMP,
+) -> Shaping:
+    """Token advantages ``A_k,t`` for one variant and their diagnostics, in one pass (module docstring: formula).
+
+    Args:
+        advantages: ``(B,)`` GRPO sequence advantages ``A_k``.
+        student_logps: ``(B, T)`` ``log P_S`` of the sampled tokens (rollout-time or loss-time, detached).
+        teacher_logps: ``(B, T)`` ``log P_T`` of the same tokens under the privileged prompt; ignored on rows
+            where ``has_teacher`` is False.
+        correct: ``(B,)`` bool, verifier says the rollout is correct (the reward gate).
+        has_teacher: ``(B,)`` bool, a teacher context existed and ``teacher_logps`` holds real values.
+        mask: ``(B, T)``, 1 on the response tokens the loss reads (a row of zeros is never shaped).
+        mode: one of ``VARIANTS``.
+        lam: mixing weight ``lam`` in ``[0, 1]``; ``lam = 0`` is plain GRPO.
+        eps_w: clip half-width for ``w``.
+        clamp: bound on ``|D|`` before ``exp``.
+
+    Returns:
+        A [`Shaping`]; everything detached, float32.
+
+    Statistics (``stats``) are over *shaped* tokens only (rows that need the teacher, response positions); the
+    key set is always the same (processes must reduce the same tensors), and a statistic with nothing to
+    measure has count 0. Returning sums and counts lets the caller reduce exactly across micro-batches and
+    processes.
+    """
+    variant = get_variant(mode)
+    adv = advantages.detach().float()
+    shaped = adv.unsqueeze(1).expand(-1, mask.shape[1]).clone()
+    tokens_present = mask.bool().any(dim=1)
+    applies = rows_needing_teacher(adv, correct, has_teacher.bool() & tokens_present, mode)
+    rows = float(adv.numel())
+    gate = correct.bool() if variant.gated else torch.ones_like(correct, dtype=torch.bool)
+    stats: dict[str, tuple[float, float]] = {
+        "gated_frac": (float(gate.sum()), rows),
+        "teacher_frac": (float((has_teacher.bool() & tokens_present).sum()), rows),
+        "shaped_frac": (float(applies.sum()), rows),
+        **{name: (0.0, 0.0) for name in TOKEN_STATS},
+    }
+    if variant.direction == 0:
+        ones = torch.ones_like(shaped)
+        return Shaping(shaped, torch.zeros_like(shaped), ones, ones, applies, stats)
+    d = log_ratio(student_logps, teacher_logps, mask, clamp)
+    w = token_weights(d, adv, variant.direction)
+    m = token_multiplier(w, lam, eps_w)
+    tokens = applies.unsqueeze(1) & mask.bool()
+    multiplier = torch.where(tokens, m, torch.ones_like(m))
+    token_advantages = shaped * multiplier if lam != 0.0 else shaped
+    n = float(tokens.sum())
+    if n > 0:
+        d_sel, w_sel, m_sel = d[tokens], w[tokens], m[tokens]
+        stats.update(
+            {
+                "log_ratio_mean": (float(d_sel.sum()), n),
+                "self_driven_frac": (float((d_sel > 0).sum()), n),
+                "weight_mean": (float(w_sel.sum()), n),
+                "weight_min": (float(w_sel.min()), 1.0),
+                "weight_max": (float(w_sel.max()), 1.0),
+                "multiplier_mean": (float(m_sel.sum()), n),
+                "multiplier_min": (float(m_sel.min()), 1.0),
+                "multiplier_max": (float(m_sel.max()), 1.0),
+                "clip_low_frac": (float((w_sel <= 1.0 - eps_w).sum()), n),
+                "clip_high_frac": (float((w_sel >= 1.0 + eps_w).sum()), n),
+            }
+        )
+    return Shaping(token_advantages, d, w, multiplier, applies, stats)
+
+
 def shape_advantages(
     advantages: torch.Tensor,
     student_logps: torch.Tensor,
@@ -113,34 +215,9 @@ def shape_advantages(
     eps_w: float = 1.0,
     clamp: float = LOG_RATIO_CLAMP,
 ) -> torch.Tensor:
-    """Token advantages ``A_k,t`` for one variant (module docstring gives the formula).
-
-    Args:
-        advantages: ``(B,)`` GRPO sequence advantages ``A_k``.
-        student_logps: ``(B, T)`` ``log P_S`` of the sampled tokens (rollout-time or loss-time, detached).
-        teacher_logps: ``(B, T)`` ``log P_T`` of the same tokens under the privileged prompt; ignored on rows
-            where ``has_teacher`` is False.
-        correct: ``(B,)`` bool, verifier says the rollout is correct (the reward gate).
-        has_teacher: ``(B,)`` bool, a teacher context existed and ``teacher_logps`` holds real values.
-        mask: ``(B, T)``, 1 on response tokens.
-        mode: one of ``VARIANTS``.
-        lam: mixing weight ``lam`` in ``[0, 1]``; ``lam = 0`` is plain GRPO.
-        eps_w: clip half-width for ``w``.
-        clamp: bound on ``|D|`` before ``exp``.
-
-    Returns:
-        ``(B, T)`` float32 token advantages, detached. Padding positions carry ``A_k`` (the loss masks them).
-    """
-    variant = get_variant(mode)
-    adv = advantages.detach().float()
-    shaped = adv.unsqueeze(1).expand(-1, mask.shape[1]).clone()
-    if variant.direction == 0 or lam == 0.0:
-        return shaped
-    applies = rows_needing_teacher(adv, correct, has_teacher, mode)
-    d = log_ratio(student_logps, teacher_logps, mask, clamp)
-    multiplier = token_multiplier(token_weights(d, adv, variant.direction), lam, eps_w)
-    keep = applies.unsqueeze(1) & mask.bool()
-    return torch.where(keep, shaped * multiplier, shaped)
+    """``(B, T)`` float32 token advantages ``A_k,t``: ``shape(...).token_advantages`` (same arguments)."""
+    return shape(advantages, student_logps, teacher_logps, correct, has_teacher, mask, mode, lam, eps_w,
+                 clamp).token_advantages
 
 
 def lambda_at_step(lam: float, step: int, decay_steps: int | None) -> float:
@@ -162,45 +239,5 @@ def shaping_metrics(
     eps_w: float,
     clamp: float = LOG_RATIO_CLAMP,
 ) -> dict[str, tuple[float, float]]:
-    """Diagnostics of one shaping call as ``name -> (sum, count)`` (means) or ``name -> (value, 1)`` (min/max).
-
-    Returning sums and counts lets the caller reduce exactly across micro-batches and processes. Token
-    statistics are over *shaped* tokens only (gated rows with a teacher and ``A != 0``, response positions).
-    The key set is always the same (processes must reduce the same tensors); a statistic with nothing to
-    measure has count 0.
-    """
-    variant = get_variant(mode)
-    rows = float(advantages.numel())
-    gate = correct.bool() if variant.gated else torch.ones_like(correct, dtype=torch.bool)
-    applies = rows_needing_teacher(advantages, correct, has_teacher, mode)
-    stats: dict[str, tuple[float, float]] = {
-        "gated_frac": (float(gate.sum()), rows),
-        "teacher_frac": (float(has_teacher.bool().sum()), rows),
-        "shaped_frac": (float(applies.sum()), rows),
-    }
-    token_stats = ("log_ratio_mean", "self_driven_frac", "weight_mean", "weight_min", "weight_max", "multiplier_mean",
-                   "multiplier_min", "multiplier_max", "clip_low_frac", "clip_high_frac")
-    stats.update({name: (0.0, 0.0) for name in token_stats})
-    tokens = applies.unsqueeze(1) & mask.bool()
-    n = float(tokens.sum())
-    if variant.direction == 0 or n == 0:
-        return stats
-    d = log_ratio(student_logps, teacher_logps, mask, clamp)
-    w = token_weights(d, advantages.float(), variant.direction)
-    m = token_multiplier(w, lam, eps_w)
-    d_sel, w_sel, m_sel = d[tokens], w[tokens], m[tokens]
-    stats.update(
-        {
-            "log_ratio_mean": (float(d_sel.sum()), n),
-            "self_driven_frac": (float((d_sel > 0).sum()), n),
-            "weight_mean": (float(w_sel.sum()), n),
-            "weight_min": (float(w_sel.min()), 1.0),
-            "weight_max": (float(w_sel.max()), 1.0),
-            "multiplier_mean": (float(m_sel.sum()), n),
-            "multiplier_min": (float(m_sel.min()), 1.0),
-            "multiplier_max": (float(m_sel.max()), 1.0),
-            "clip_low_frac": (float((w_sel <= 1.0 - eps_w).sum()), n),
-            "clip_high_frac": (float((w_sel >= 1.0 + eps_w).sum()), n),
-        }
-    )
-    return stats
+    """Diagnostics of one shaping call: ``shape(...).stats`` (same arguments; see ``shape``)."""
+    return shape(advantages, student_logps, teacher_logps, correct, has_teacher, mask, mode, lam, eps_w, clamp).stats
