@@ -106,24 +106,23 @@ class SDPOBaselineTrainer(ReliableTrainerMixin, SDPOTrainer):
     def _record_reward_diagnostics(self, mode, rewards, rewards_per_func, group_std_rewards):
         """SDPO's diagnostics, plus the reward metrics under GRPO's names (all over the gathered batch)."""
         super()._record_reward_diagnostics(mode, rewards, rewards_per_func, group_std_rewards)
-        metrics = self._metrics[mode]
         logged = rewards.clone().float()
         if rewards_per_func.numel() > 0:
             logged[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan  # unscorable rows, as GRPO logs them
             for i, name in enumerate(self.reward_func_names):
-                metrics[f"rewards/{name}/mean"].append(torch.nanmean(rewards_per_func[:, i]).item())
-                metrics[f"rewards/{name}/std"].append(nanstd(rewards_per_func[:, i]).item())
-        metrics["reward"].append(torch.nanmean(logged).item())
-        metrics["reward_std"].append(nanstd(logged).item())
+                self.log_metric(f"rewards/{name}/mean", torch.nanmean(rewards_per_func[:, i]).item(), mode)
+                self.log_metric(f"rewards/{name}/std", nanstd(rewards_per_func[:, i]).item(), mode)
+        self.log_metric("reward", torch.nanmean(logged).item(), mode)
+        self.log_metric("reward_std", nanstd(logged).item(), mode)
         zero_std = torch.isclose(group_std_rewards, torch.zeros_like(group_std_rewards))
-        metrics["frac_reward_zero_std"].append(zero_std.float().mean().item())
+        self.log_metric("frac_reward_zero_std", zero_std.float().mean().item(), mode)
 
     def training_step(self, model, inputs, num_items_in_batch):
         started = time.perf_counter()
         output = super().training_step(model, inputs, num_items_in_batch)  # generation included, as in GRPO
         self._step_seconds += time.perf_counter() - started
         if self._step % self.current_gradient_accumulation_steps == 0:
-            self._metrics["train"]["step_time"].append(self._step_seconds)
+            self.log_metric("step_time", self._step_seconds)
             self._step_seconds = 0.0
         return output
 
