@@ -126,6 +126,8 @@ def test_comparison_numbers_by_hand():
     # s1 counts 1, 1, 2, 4: pass@1 .5, pass@2 (.5 + .5 + 5/6 + 1) / 4, pass@4 1; mean over seeds:
     # pass@2 = (2.6667 / 4 + 2.8333 / 4) / 2 = 0.6875.
     assert grpo["pass"] == pytest.approx({1: 0.5, 2: 0.6875, 4: 0.875})
+    # Per stratum at step 10, <60% (problems 1, 2): s0 (.5 + .5) / 2 = .5, s1 (0 + .5) / 2 = .25 -> .375.
+    assert grpo["heldout"]["10"]["strata"] == pytest.approx({"never": 0.0, "<60%": 0.375, ">=60%": 1.0})
     # grpo in the never stratum (problem 0): s0 0 of 4 correct, s1 1 of 4 -> pass@4 (0 + 1) / 2.
     assert grpo["strata"]["never"]["pass"] == pytest.approx({1: 0.125, 2: 0.25, 4: 0.5})
 
@@ -153,7 +155,7 @@ def test_comparison_numbers_by_hand():
     table = markdown_comparison(result)
     assert "| grpo | 2 | 50.0 | 43.8 | 50.0 | 46.9 | 87.5 |" in table
     assert "| rlrt | avg_after_start | s0 +15.6, s1 +15.6 | +15.6 [" in table
-    assert "never (n=1)" in table and "pass@4" in table
+    assert "never (n=1)" in table and "pass@4" in table and "| grpo | 10 | 0.0 | 37.5 | 100.0 |" in table
     json.dumps(result)  # compare.json is plain JSON
 
 

@@ -190,7 +190,10 @@ def summarize_comparison(runs: dict[tuple[str, int], list[Evaluation]], start: S
                                  "avg": _mean([float(accuracy(e, problems).mean()) for e in at.values()]),
                                  "avg_per_seed": {str(s): float(accuracy(e, problems).mean()) for s, e in at.items()},
                                  "pass": _average_curves([pass_curve([e.correct[i] for i in problems], e.samples)
-                                                          for e in at.values()])}
+                                                          for e in at.values()]),
+                                 "strata": {label: _mean([float(accuracy(e, problems)[cols].mean())
+                                                          for e in at.values()])
+                                            for label, cols in (strata or {}).items() if len(cols)}}
         per_seed = {s: {m: per_problem_metric(runs[(arm, s)], m, problems) for m in metrics
                         if m != f"pass@{final_samples}_final" or runs[(arm, s)][-1].samples >= final_samples}
                     for s in seeds}
@@ -307,6 +310,12 @@ def markdown_comparison(result: dict[str, Any]) -> str:
         for name, arm in arms.items():
             lines.append(f"| {name} | " + " | ".join(_pct(arm["strata"].get(label, {}).get("avg_after_start"))
                                                     for label in labels) + " |")
+        lines += ["", "avg@k per stratum at each evaluation step (mean over seeds), in %:", "",
+                  "| arm | step | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+        for name, arm in arms.items():
+            for step, point in sorted(arm["heldout"].items(), key=lambda item: int(item[0])):
+                lines.append(f"| {name} | {step} | " + " | ".join(_pct(point["strata"].get(label))
+                                                                   for label in labels) + " |")
         if result["paired"]:
             lines += ["", f"Paired difference to {result['reference']} per stratum (avg after start), and the "
                       "difference of differences (gain in a lower stratum minus gain in the top one):", "",
