@@ -215,6 +215,36 @@ def test_plan_gives_every_arm_of_a_seed_the_same_seed_and_held_out_set(tmp_path)
         plan_runs(CompareArguments(train=["seed=3"], output_dir=str(tmp_path)))
 
 
+def test_config_file_with_arms_seeds_and_shared_train_flags(tmp_path, capsys):
+    from rlrt.cli import main, parse_command
+
+    config = tmp_path / "experiment.yaml"
+    config.write_text(f"""
+arms:
+  grpo: {{}}
+  grpo_ent: {{shaping: grpo, entropy_coef: 0.01}}
+  rlrt_all: {{max_steps: 9, seeds: [0]}}
+seeds: [0, 1]
+train: {{max_steps: 3, eval_limit: 8, eval_final_samples: 16}}
+strata_edges: [0.3, 0.6]
+output_dir: {tmp_path / "cmp"}
+""")
+    (args,), _ = parse_command("compare", ["--config", str(config), "--reference", "grpo_ent"])
+    plan = plan_runs(args)
+    assert [r.name for r in plan] == ["grpo-s0", "grpo_ent-s0", "rlrt_all-s0", "grpo-s1", "grpo_ent-s1"]
+    flags = {r.name: r.flags for r in plan}
+    assert flags["grpo_ent-s1"]["entropy_coef"] == 0.01 and flags["grpo_ent-s1"]["max_steps"] == 3
+    assert flags["rlrt_all-s0"]["max_steps"] == 9 and flags["rlrt_all-s0"]["shaping"] == "rlrt_all"
+    assert flags["grpo-s0"]["eval_final_samples"] == 16 and args.reference == "grpo_ent"
+    assert args.strata_edges == [0.3, 0.6]
+    # Every run's flags are checked by rlrt train's own parser before anything runs.
+    assert main(["compare", "--config", str(config), "--only", "rlrt-s0"]) == 2
+    assert "not a run of this comparison" in capsys.readouterr().err
+    assert main(["compare", "--config", str(config), "--arms", "grpo:shaping=grpo,no_such_flag=1"]) == 2
+    err = capsys.readouterr().err
+    assert "grpo-s0: " in err and "no_such_flag" in err and "fix the arm or the shared train flags" in err
+
+
 # ---- end to end -------------------------------------------------------------------------------------------------
 
 

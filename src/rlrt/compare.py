@@ -37,7 +37,7 @@ from .config import SHAPINGS
 # sizing (benchmarks/results/step_time.json: about 18 s per step on 2 CPU cores), checkpoints at every evaluation
 # so a stopped run resumes, and 32 samples per problem at the final evaluation for pass@k curves up to k = 32.
 COMPARE_TRAIN_DEFAULTS: dict[str, Any] = dict(
-    max_steps=60, eval_every=15, eval_limit=64, eval_samples=4, eval_final_samples=32,
+    max_steps=60, eval_every=15, eval_limit=64, eval_samples=4, eval_final_samples=32, eval_batch_size=64,
     per_device_train_batch_size=16, num_generations=8, max_completion_length=48, learning_rate=5e-6,
     lr_scheduler_type="constant", save_strategy="steps", save_steps=15, save_total_limit=1, disable_tqdm=True,
 )
@@ -73,7 +73,7 @@ class CompareArguments:
     only: list[str] | None = field(
         default=None,
         metadata={"help": "Run only these: 'start' (the starting model's evaluation), '<arm>-s<seed>' or '<arm>' "
-                  "(all its seeds). The report is written from whatever has finished."},
+                  "(all its seeds); no report (jobs may run in parallel): --report_only writes it afterwards."},
     )
     report_only: bool = field(default=False, metadata={"help": "Train nothing; write the report."})
     quick: bool = field(default=False, metadata={"help": "Minutes: seed 0, 2 steps, 4 problems (pipeline check)."})
@@ -246,6 +246,8 @@ def parse_train_flags(flags: dict[str, Any], where: str):
     except SystemExit as stop:  # argparse has printed what is wrong
         raise ValueError(f"{where}: the rlrt train flags above are not valid; fix the arm or the shared train "
                          "flags.") from stop
+    except ValueError as err:
+        raise ValueError(f"{where}: {err} (fix the arm or the shared train flags)") from None
     return train_args, config
 
 
@@ -297,7 +299,7 @@ def evaluate_start(train_args, config, samples: int, strata_samples: int, seed: 
     dataset = heldout_dataset(train_args, config)
     if dataset is None:
         raise ValueError("compare needs a held-out set: set eval_dataset in the shared train flags (not 'none').")
-    sampling = heldout_sampling(config)
+    sampling = heldout_sampling(train_args, config)
     sampling.seed = seed
     path_or_name = resolve_model(train_args.model)
     model = load_model(path_or_name, config.trust_remote_code)
@@ -430,9 +432,13 @@ def run_compare(args: CompareArguments) -> int:
                 for checkpoint in run.run_dir.glob("checkpoint-*"):
                     shutil.rmtree(checkpoint, ignore_errors=True)
             print(f"{tag}: done in {time.time() - started:.0f} s", flush=True)
+    if args.only and not args.report_only:
+        # Jobs of one comparison may run in parallel (one run per GPU job): one report at the end, not one per job.
+        print(f"rlrt compare: done with {args.only}; write the report with --report_only once the runs are done.")
+        return 0
     result = write_comparison(args, plan, max_steps)
     if result is None:
-        return 0 if args.only else 1
+        return 1
     print((out / "compare.md").read_text())
     print(f"compare: {out / 'compare.md'}  {out / 'compare.json'}  curves: {out / 'pass_at_k.png'}")
     return 0
@@ -441,11 +447,14 @@ def run_compare(args: CompareArguments) -> int:
 def compare(arms: list[str] | dict[str, Any], seeds: list[int] = (0,), output_dir: str = "compare_runs",
             train: dict[str, Any] | None = None, **options: Any) -> dict[str, Any] | None:
     """Python entry point of ``rlrt compare``: runs what is missing and returns the content of ``compare.json``
-    (``None`` when no run has finished). ``options`` are the other ``CompareArguments`` fields."""
+    (``None`` with ``only``, which writes no report). ``options`` are the other ``CompareArguments`` fields;
+    raises ``RuntimeError`` when a run stops (call again to resume) and ``ValueError`` for bad arms or flags."""
     args = CompareArguments(arms=arms, seeds=list(seeds), train=dict(train or {}), output_dir=output_dir, **options)
     code = run_compare(args)
     if code != 0:
         raise RuntimeError(f"rlrt compare stopped with exit code {code}; call it again to resume.")
+    if args.only and not args.report_only:
+        return None
     path = Path(output_dir) / "compare.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
