@@ -340,3 +340,130 @@ def test_extra_column_reaches_the_reward_and_a_broken_reward_stops_the_run(tmp_p
     line = [x for x in err.splitlines() if x.startswith("rlrt train: error:")]
     assert len(line) == 1 and "'broken' failed on every sample of 2 consecutive" in line[0] and "KeyError" in line[0]
     assert "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------- the command line
+
+
+def _error_line(capsys, command):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1 and lines[0].startswith(f"rlrt {command}: error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--shapping", "grpo"], "unknown flag --shapping (did you mean --shaping?)"),
+        (["train", "--max_step", "3"], "unknown flag --max_step (did you mean --max_steps?)"),  # no silent prefixes
+        (["eval", "--num_sample", "3"], "unknown flag --num_sample (did you mean --num_samples?)"),
+        (["inspect", "--critical_position", "2"], "(did you mean --critical_positions?)"),
+        (["report", "--skipshift"], "(did you mean --skip_shift?)"),
+    ],
+)
+def test_misspelled_flag_suggests_the_closest_name(capsys, argv, message):
+    from rlrt.cli import main
+
+    assert main(argv) == 2
+    assert message in _error_line(capsys, argv[0])
+
+
+def test_config_file_errors_name_the_file_and_key(tmp_path, capsys):
+    from rlrt.cli import main
+
+    config = tmp_path / "run.yaml"
+    config.write_text("shaping: grpo\nmax_stepz: 3\n")
+    assert main(["train", "--config", str(config)]) == 2
+    assert f"unknown key 'max_stepz' in {config} (did you mean 'max_steps'?)" in _error_line(capsys, "train")
+    config.write_text("shaping: [grpo\n")
+    assert main(["train", "--config", str(config)]) == 2
+    assert "is not valid YAML" in _error_line(capsys, "train")
+
+
+def test_unknown_command_suggests_the_closest(capsys):
+    from rlrt.cli import main
+
+    assert main(["trian"]) == 2
+    assert "unknown command 'trian' (did you mean 'train'?)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--max_steps", "0"], "max_steps=0 would train no step"),
+        (["train", "--eval_limit", "0"], "--eval_limit must be >= 1; got 0 (--eval_dataset none"),
+        (["train", "--eval_samples", "-2"], "--eval_samples must be >= 1; got -2"),
+        (["train", "--num_generations", "1"], "num_generations must be >= 2; got 1"),
+        (["eval", "--num_samples", "0"], "--num_samples must be >= 1; got 0"),
+        (["eval", "--limit", "0"], "--limit must be >= 1; got 0"),
+        (["eval", "--max_new_tokens", "0"], "max_new_tokens and batch_size must be >= 1"),
+    ],
+)
+def test_nonsense_counts_on_the_command_line(tmp_path, capsys, argv, message):
+    from rlrt.cli import main
+
+    assert main([*argv, "--output_dir", str(tmp_path / "out")]) == 2
+    assert message in _error_line(capsys, argv[0])
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "inspect", "report"])
+def test_output_dir_under_a_regular_file(tmp_path, capsys, command):
+    from rlrt.cli import main
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("x")
+    assert main([command, "--output_dir", str(blocker / "run")]) == 2
+    line = _error_line(capsys, command)
+    assert f"--output_dir {blocker / 'run'} is under {blocker}, which is a file" in line and "choose another" in line
+
+
+def test_output_dir_that_cannot_be_created(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    from rlrt.cli import main
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert main(["train", "--output_dir", str(tmp_path / "locked" / "run")]) == 2
+    line = _error_line(capsys, "train")
+    assert "locked/run cannot be created (permission denied): choose a folder you can write to" in line
+
+
+def test_empty_dataset_file_on_the_command_line(tmp_path, tiny_model_dir, capsys):
+    from rlrt.cli import main
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["train", "--model", str(tiny_model_dir), "--dataset", str(empty), "--output_dir",
+                 str(tmp_path / "run"), *TINY]) == 2
+    assert f"Dataset file {empty} is empty" in _error_line(capsys, "train")
+
+
+def test_ctrl_c_during_eval_writes_the_finished_pairs(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    import rlrt.evaluation.evaluate as evaluate
+    from rlrt.cli import main
+
+    real = evaluate.evaluate_model
+    calls = []
+
+    def interrupt_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "evaluate_model", interrupt_second)
+    out = tmp_path / "eval"
+    code = main(["eval", "--model", str(tiny_model_dir), "--dataset", "addition:test", "addition:train", "--limit", "2",
+                 "--num_samples", "1", "--max_new_tokens", "2", "--output_dir", str(out)])
+    assert code == 130
+    line = [x for x in capsys.readouterr().err.splitlines() if x.startswith("rlrt eval:")]
+    assert line == [f"rlrt eval: stopped by SIGINT; wrote the 1 finished checkpoint x dataset result(s) to "
+                    f"{out / 'results.json'}. Run the command again for the rest."]
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["stopped_by"] == "SIGINT" and [r["dataset"] for r in payload["results"]] == ["addition:test"]
+    assert payload["results"][0]["summary"]["problems"] == 2

@@ -12,9 +12,12 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
+
+from .io import ensure_output_dir
 
 # Every command lives in its own module, imported only when it runs. The module defines
 #   COMMAND_ARGUMENTS   the argument dataclasses, parsed together (flags, or YAML keys with --config);
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip())
         print("\ncommands: " + ", ".join(COMMANDS) + "   (rlrt COMMAND --help for its options)")
         if argv and argv[0] not in ("-h", "--help"):
-            print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
+            print(f"\nerror: unknown command {argv[0]!r}{closest(argv[0], COMMANDS, quote=True)}", file=sys.stderr)
             return 2
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -46,11 +49,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         parsed, run = parse_command(name, argv[1:])
+        for arguments in parsed:
+            output_dir = getattr(arguments, "output_dir", None)
+            if output_dir and output_dir != "auto":  # fail now, not after an hour of work
+                ensure_output_dir(output_dir)
         return run(*parsed) or 0
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"rlrt {name}: error: {err}", file=sys.stderr)
         return 2
-    except (RewardFunctionError, NonFiniteStepError) as err:  # the run stopped itself; its checkpoints are intact
+    except (RewardFunctionError, NonFiniteStepError, OSError) as err:  # stopped while working; checkpoints intact
         print(f"rlrt {name}: error: {err}", file=sys.stderr)
         return 1
 
@@ -61,10 +68,58 @@ def parse_command(name: str, argv: list[str]):
 
     module = importlib.import_module(COMMANDS[name])
     description = (module.__doc__ or "").strip().split("\n\n")[0]
-    parser = TrlParser(module.COMMAND_ARGUMENTS, prog=f"rlrt {name}", description=description)
+    # No prefix abbreviations: `--num_sample` must not silently mean `--num_samples`.
+    parser = TrlParser(module.COMMAND_ARGUMENTS, prog=f"rlrt {name}", description=description, allow_abbrev=False)
     parser.set_defaults(**getattr(module, "COMMAND_DEFAULTS", {}))
-    parsed = parser.parse_args_and_config(argv)
-    return parsed, getattr(module, f"run_{name}")
+    config_file = _check_config_file(argv)
+    *parsed, from_config, from_flags = parser.parse_args_and_config(
+        argv, return_remaining_strings=True, separate_remaining_strings=True)
+    known = [a.dest for a in parser._actions if a.dest != "help"]
+    unknown = [f"unknown flag {s.split('=')[0]}{closest(s.split('=')[0].lstrip('-'), known, '--')}"
+               for s in from_flags if s.startswith("-")]
+    unknown += [f"unknown key {s[2:]!r} in {config_file}{closest(s[2:], known, quote=True)}"
+                for s in from_config[::2]]
+    if unknown or from_flags:
+        stray = [s for s in from_flags if not s.startswith("-")]
+        raise ValueError("; ".join(unknown) or f"unexpected arguments {stray} (every option is a --flag VALUE pair)")
+    return tuple(parsed), getattr(module, f"run_{name}")
+
+
+def closest(word: str, choices, prefix: str = "", quote: bool = False) -> str:
+    """`` (did you mean --x?)`` for the choice closest to ``word`` (difflib), or ``""`` when none is close."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if not match:
+        return ""
+    return f" (did you mean {match[0]!r}?)" if quote else f" (did you mean {prefix}{match[0]}?)"
+
+
+def _check_config_file(argv: list[str]) -> str | None:
+    """The ``--config`` file, checked to be a readable YAML mapping (one line naming it otherwise)."""
+    if "--config" not in argv:
+        return None
+    index = argv.index("--config")
+    if index + 1 >= len(argv):
+        raise ValueError("--config needs a YAML file path.")
+    path = argv[index + 1]
+    import yaml
+
+    try:
+        with open(path) as f:
+            content = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist.") from None
+    except IsADirectoryError:
+        raise ValueError(f"config file {path} is a folder; pass a YAML file.") from None
+    except OSError as err:
+        raise ValueError(f"cannot read config file {path} ({err.strerror}).") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"config file {path}{line} is not valid YAML ({getattr(err, 'problem', err)}).") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"config file {path} must hold a YAML mapping of option: value; it holds "
+                         f"{type(content).__name__}.")
+    return path
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,3 +28,23 @@ def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
         writer.writeheader()
         writer.writerows(rows)
     tmp.replace(path)
+
+
+def ensure_output_dir(path: str | Path, flag: str = "--output_dir") -> Path:
+    """Create the folder ``path`` (and its parents) or raise ``ValueError`` with one line naming it and the fix:
+    a regular file in the way, no permission, or any other reason the system gives."""
+    path = Path(path)
+    if path.is_dir():
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ValueError(f"{flag} {path} is not writable: choose a folder you can write to.")
+        return path
+    blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        what = "is a file" if blocker == path else f"is under {blocker}, which is a file"
+        raise ValueError(f"{flag} {path} {what}, not a folder: choose another {flag} (or move the file away).")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = "permission denied" if isinstance(err, PermissionError) else (err.strerror or str(err))
+        raise ValueError(f"{flag} {path} cannot be created ({reason}): choose a folder you can write to.") from None
+    return path

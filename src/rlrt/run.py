@@ -22,7 +22,7 @@ from typing import Any
 from .config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig
 from .data.registry import split_spec
 from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
-from .io import read_jsonl
+from .io import ensure_output_dir, read_jsonl
 from .models import DEFAULT_MODEL
 
 BUILTIN_REWARDS = ("accuracy", "format", "reasoning_gym")
@@ -86,6 +86,14 @@ class TrainArguments:
     lora_target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata={"help": "LoRA target modules."}
     )
+
+    def __post_init__(self):
+        bounds = {"dataset_limit": 1, "eval_limit": 1, "eval_samples": 1, "eval_every": 0, "lora_r": 0, "lora_alpha": 1}
+        for name, low in bounds.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                hint = " (--eval_dataset none turns held-out evaluation off)" if name.startswith("eval_") else ""
+                raise ValueError(f"--{name} must be >= {low}; got {value}{hint}.")
 
 
 def heldout_dataset(train_args: TrainArguments, config: RLRTConfig):
@@ -253,7 +261,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         from .baselines.sdpo import to_sdpo_config
 
         trainer_config = to_sdpo_config(config)
-    run_dir = Path(config.output_dir)
+    run_dir = ensure_output_dir(config.output_dir)  # before any work: a folder that cannot be written fails now
     model_path = resolve_model(train_args.model)
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
     name, split = split_spec(train_args.dataset)

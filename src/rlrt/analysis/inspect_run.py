@@ -52,6 +52,11 @@ class InspectArguments:
     output_dir: str = "inspect"
     trust_remote_code: bool = False
 
+    def __post_init__(self):
+        for name, low in {"limit": 1, "num_samples": 2, "max_new_tokens": 1, "top_k": 1, "critical_positions": 0}.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"--{name} must be >= {low}; got {getattr(self, name)}.")
+
 
 def inspect_config(args: InspectArguments) -> RLRTConfig:
     """The ``RLRTConfig`` a training run with these flags would use (one group of ``num_samples`` per problem)."""

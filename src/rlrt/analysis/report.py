@@ -36,6 +36,11 @@ class ReportArguments:
     shift_threshold: float = field(default=1e-3)
     skip_shift: bool = field(default=False, metadata={"help": "Skip the candidate-set shift (no model loading)."})
 
+    def __post_init__(self):
+        for name, low in {"shift_contexts": 1, "shift_max_new_tokens": 1}.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"--{name} must be >= {low}; got {getattr(self, name)}.")
+
 
 def load_run(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)

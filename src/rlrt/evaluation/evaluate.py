@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,18 +70,52 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(results: list[dict[str, Any]], sampling: SamplingConfig, output_dir: str | Path) -> tuple[Path, Path]:
-    """``results.json`` (everything, per-problem samples included) and ``results.md`` (the table)."""
+def write_results(results: list[dict[str, Any]], sampling: SamplingConfig, output_dir: str | Path,
+                  stopped_by: str | None = None) -> tuple[Path, Path]:
+    """``results.json`` (everything, per-problem samples included) and ``results.md`` (the table); ``stopped_by``
+    (a signal name) marks an evaluation that was interrupted and holds only the pairs that finished."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = output_dir / "results.json", output_dir / "results.md"
     payload = {"sampling": sampling.to_dict(), "results": results}
+    if stopped_by:
+        payload["stopped_by"] = stopped_by
     json_path.write_text(json.dumps(payload, indent=2))
     settings = ", ".join(f"{k}={v}" for k, v in sampling.to_dict().items())
+    note = f"Stopped by {stopped_by}: only the checkpoint x dataset pairs that finished.\n\n" if stopped_by else ""
     strata = strata_markdown(results)
-    md_path.write_text(f"# Evaluation\n\nSampling: {settings}\n\nScores in %.\n\n" + markdown_table(results)
+    md_path.write_text(f"# Evaluation\n\nSampling: {settings}\n\n{note}Scores in %.\n\n" + markdown_table(results)
                        + (f"\n## Difficulty strata\n\n{strata}" if strata else ""))
     return json_path, md_path
+
+
+class EvaluationInterrupted(KeyboardInterrupt):
+    """SIGINT/SIGTERM during ``evaluate_checkpoints``; the finished pairs were written to ``json_path``/``md_path``."""
+
+    def __init__(self, signal_name: str, finished: int, json_path: Path, md_path: Path):
+        super().__init__(signal_name)
+        self.signal_name, self.finished, self.json_path, self.md_path = signal_name, finished, json_path, md_path
+
+    def __str__(self) -> str:
+        return (f"stopped by {self.signal_name}; wrote the {self.finished} finished checkpoint x dataset result(s) to "
+                f"{self.json_path}. Run the command again for the rest.")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises ``KeyboardInterrupt("SIGTERM")`` inside the block (main thread only), as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 _SAMPLING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SamplingConfig)}
@@ -115,6 +153,13 @@ class EvalArguments:
         metadata={"help": "Strata edges after 'never solved' (0.6: never, <60%%, >=60%%)."},
     )
 
+    def __post_init__(self):
+        for name, low in {"limit": 1, "num_samples": 1}.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ValueError(f"--{name} must be >= {low}; got {value}.")
+        self.sampling()  # checks the sampling flags now, before any model loads
+
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
                               top_k=self.top_k, batch_size=self.batch_size, seed=self.seed, bf16=self.bf16)
@@ -133,16 +178,23 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
         datasets[spec] = load_task(name, split=split, limit=args.limit, **options)
     verifier = MathVerifier()
     results = []
-    for model_name in args.model:
-        path = resolve_model(model_name)
-        model, tokenizer = load_model(path, args.trust_remote_code), load_tokenizer(path, args.trust_remote_code)
-        for spec, dataset in datasets.items():
-            result = evaluate_model(model, tokenizer, dataset, args.num_samples, sampling, verifier,
-                                    description=f"{model_name} on {spec}")
-            entry = {"model": model_name, "dataset": spec, **result}
-            if start_strata is not None:
-                entry["strata"] = strata_summary(result["problems"], *start_strata[spec], args.strata_edges)
-            results.append(entry)
+    try:
+        with _sigterm_as_interrupt():
+            for model_name in args.model:
+                path = resolve_model(model_name)
+                model = load_model(path, args.trust_remote_code)
+                tokenizer = load_tokenizer(path, args.trust_remote_code)
+                for spec, dataset in datasets.items():
+                    result = evaluate_model(model, tokenizer, dataset, args.num_samples, sampling, verifier,
+                                            description=f"{model_name} on {spec}")
+                    entry = {"model": model_name, "dataset": spec, **result}
+                    if start_strata is not None:
+                        entry["strata"] = strata_summary(result["problems"], *start_strata[spec], args.strata_edges)
+                    results.append(entry)
+    except KeyboardInterrupt as stop:
+        signal_name = "SIGTERM" if str(stop) == "SIGTERM" else "SIGINT"
+        json_path, md_path = write_results(results, sampling, args.output_dir, stopped_by=signal_name)
+        raise EvaluationInterrupted(signal_name, len(results), json_path, md_path) from None
     json_path, md_path = write_results(results, sampling, args.output_dir)
     return results, json_path, md_path
 
@@ -163,7 +215,11 @@ COMMAND_ARGUMENTS = (EvalArguments,)
 
 def run_eval(args: EvalArguments) -> int:
     """``rlrt eval``: evaluate, write ``results.json``/``results.md``, print the table; the exit code."""
-    results, json_path, md_path = evaluate_checkpoints(args)
+    try:
+        results, json_path, md_path = evaluate_checkpoints(args)
+    except EvaluationInterrupted as stop:
+        print(f"\nrlrt eval: {stop}", file=sys.stderr)
+        return 130 if stop.signal_name == "SIGINT" else 143
     print(markdown_table(results))
     if args.strata_from:
         print(strata_markdown(results))
