@@ -102,3 +102,14 @@ def test_real_embedded_model_trains_and_evaluates(tmp_path):
         assert all(len(p["completions"]) == 2 for p in result["problems"])
     assert payload["sampling"]["max_new_tokens"] == 16
     assert "| smollm2-135m | addition:test | 4 |" in (out / "results.md").read_text()
+
+
+@pytest.mark.slow
+def test_rg_dataset_trains_and_evaluates_with_reasoning_gym_s_scorer(tmp_path, tiny_model_dir, capsys):
+    """TRL hands the rg_* columns to accuracy_reward; held-out evaluation on an rg: set grades the same way."""
+    out = tmp_path / "rg"
+    code = main(["train", "--model", str(tiny_model_dir), "--output_dir", str(out), *TINY_RUN, "--max_steps", "1",
+                 "--dataset", "rg:spell_backward", "--eval_dataset", "rg:spell_backward:test"])
+    assert code == 0
+    assert "reasoning-gym's own scorer for spell_backward" in capsys.readouterr().out
+    assert (out / "heldout.jsonl").is_file() and (out / "summary.json").is_file()
