@@ -113,6 +113,8 @@ WRONG = [
     ("$(2,5)$", r"\boxed{[2,5]}"),
     ("$\\frac{1}{2}$", r"The answer is $\frac{1}{3}$."),
     ("-3", r"\boxed{3}"),
+    ("5", "The answer is not 5. It is 6."),
+    ("5", "The final answer isn't 5; it is 6."),
     ("5", "I could not solve it."),
     ("5", ""),
     ("10", r"The answer is \boxed{10^{10^{10^{10}}}}"),
@@ -125,6 +127,11 @@ def test_a_sign_written_loosely_is_never_lost(verifier, completion):
     """A typographic minus, a dash or "negative" before the number: -5, never the positive gold 5."""
     assert grade(completion, "-5", verifier=verifier) == 1.0
     assert grade(completion, "5", verifier=verifier) == 0.0
+
+
+def test_a_negated_answer_sentence_is_no_anchor(verifier):
+    assert grade("The answer is not 5. It is 6.", "6", verifier=verifier) == 1.0
+    assert grade("The answer is notably 5.", "5", verifier=verifier) == 1.0
 
 
 def test_hyphens_that_are_not_signs_keep_their_meaning(verifier):

@@ -53,11 +53,16 @@ _MARKDOWN_BOLD = re.compile(r"(\*\*|__)(?=\S)([^\n]*?\S)\1")
 _LOOSE_MINUS = re.compile(r"(?:(?<![\w)\]}.])[−–]|(?<=[ (=:])-|(?<![\w-])negative)[ \t]?(?=\d)")
 
 
+# A negated answer sentence ("The answer is not 5. It is 6.") is no anchor: math-verify would read 5 from it.
+_NEGATED_ANCHOR = re.compile(r"\banswer(?=\s*(?:is|was)?\s*(?:not\b|n't\b))", re.IGNORECASE)
+
+
 def normalize_text(text: str) -> str:
     """What math-verify reads: Markdown bold markers and escaped dollar signs (``\\$5.00``, a currency sign that
-    would hide the number from math-verify's readers) dropped, loose minus signs attached, SI digit groups
-    joined."""
+    would hide the number from math-verify's readers) dropped, negated answer sentences no anchor, loose minus
+    signs attached, SI digit groups joined."""
     text = _MARKDOWN_BOLD.sub(r"\2", text).replace("\\$", "").replace("−", "-")
+    text = _NEGATED_ANCHOR.sub("value", text)
     return normalize_digit_groups(_LOOSE_MINUS.sub("-", text))
 
 
