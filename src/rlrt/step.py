@@ -126,7 +126,7 @@ class StepResult:
 
 def correct_rollouts(rewards: torch.Tensor, threshold: float) -> torch.Tensor:
     """The reward gate: ``(N,)`` bool, ``reward >= threshold``; a ``NaN`` reward (not applicable) is not correct."""
-    return torch.nan_to_num(rewards.float(), nan=-math.inf) >= threshold
+    return torch.nan_to_num(rewards.to(torch.float64), nan=-math.inf) >= threshold
 
 
 def choose_teacher_rows(rollouts: Rollouts, config: RLRTConfig, step: int = 0) -> TeacherRows:

@@ -17,11 +17,12 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
         eps: added to the standard deviation; TRL uses ``1e-4``.
 
     Returns:
-        ``(B,)`` advantages. An all-equal group (all correct or all wrong) gives exactly zero.
+        ``(B,)`` advantages, float32 (float64 for float64 rewards). An all-equal group (all correct or all wrong)
+        gives exactly zero.
     """
     if rewards.dim() != 1 or rewards.numel() % group_size != 0:
         raise ValueError(f"rewards must be 1-D with a length divisible by group_size={group_size}; got {tuple(rewards.shape)}")
-    grouped = rewards.float().view(-1, group_size)
+    grouped = rewards.to(torch.float64 if rewards.dtype == torch.float64 else torch.float32).view(-1, group_size)
     centered = grouped - grouped.mean(dim=1, keepdim=True)
     if scale:
         std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(centered[:, :1])

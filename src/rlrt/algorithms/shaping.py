@@ -2,13 +2,15 @@
 
 For response token ``t`` of rollout ``k`` with sequence advantage ``A_k``::
 
-    D_t   = log P_S(y_t) - log P_T(y_t)                      (float32, clamped to [-c, c], 0 on padding)
+    D_t   = log P_S(y_t) - log P_T(y_t)                      (>= float32, clamped to [-c, c], 0 on padding)
     w_t   = exp(direction * sign(A_k) * D_t)                 (direction +1: self-driven up, -1: teacher-predicted up)
     m_t   = (1 - lam) + lam * clip(w_t, 1 - eps_w, 1 + eps_w)
     A_k,t = A_k * m_t    on rows that pass the variant's gate, have a teacher context and A_k != 0
     A_k,t = A_k          elsewhere (plain GRPO)
 
-Everything here runs without gradient: the weights are constants in the surrogate loss.
+Everything here runs without gradient: the weights are constants in the surrogate loss. Arithmetic is in float32
+(bf16/fp16 inputs are upcast, as the method asks), or in float64 when an input is float64 (the reference-match test
+compares with a float64 per-token loop).
 """
 
 from __future__ import annotations
@@ -59,23 +61,29 @@ def get_variant(mode: str) -> ShapingVariant:
         raise ValueError(f"Unknown shaping mode {mode!r}; choose one of {sorted(VARIANTS)}.") from None
 
 
+def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 if any of ``tensors`` is float64, else float32: never below float32."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+
+
 def log_ratio(
     student_logps: torch.Tensor, teacher_logps: torch.Tensor, mask: torch.Tensor, clamp: float = LOG_RATIO_CLAMP
 ) -> torch.Tensor:
-    """``D = clamp(log P_S - log P_T, -clamp, clamp)`` in float32, ``0`` where ``mask == 0``.
+    """``D = clamp(log P_S - log P_T, -clamp, clamp)`` in float32 (float64 if an input is), ``0`` where ``mask == 0``.
 
     Args:
         student_logps, teacher_logps: ``(B, T)`` log-probabilities of the sampled tokens.
         mask: ``(B, T)``, 1 on response tokens, 0 on padding.
     """
-    diff = student_logps.detach().float() - teacher_logps.detach().float()
+    dtype = compute_dtype(student_logps, teacher_logps)
+    diff = student_logps.detach().to(dtype) - teacher_logps.detach().to(dtype)
     diff = torch.nan_to_num(diff, nan=0.0).clamp(-clamp, clamp)
     return diff * mask.to(diff.dtype)
 
 
 def token_weights(log_ratio_: torch.Tensor, advantages: torch.Tensor, direction: int) -> torch.Tensor:
     """``w = exp(direction * sign(A) * D)``: ``(B, T)`` from ``D (B, T)`` and ``A (B,)``; 1 where ``A = 0``."""
-    exponent = direction * torch.sign(advantages.float()).unsqueeze(1) * log_ratio_
+    exponent = direction * torch.sign(advantages.to(log_ratio_.dtype)).unsqueeze(1) * log_ratio_
     return torch.exp(exponent)
 
 
@@ -110,7 +118,7 @@ class Shaping:
     """Everything one shaping call computes, each quantity once.
 
     Attributes:
-        token_advantages: ``(B, T)`` float32 ``A_k,t``; padding positions carry ``A_k`` (the loss masks them).
+        token_advantages: ``(B, T)`` ``A_k,t``; padding positions carry ``A_k`` (the loss masks them).
         log_ratio: ``(B, T)`` ``D`` (clamped, 0 on padding); zeros for ``grpo``.
         weights: ``(B, T)`` ``w = exp(direction * sign(A) * D)``; ones for ``grpo``.
         multiplier: ``(B, T)`` the factor applied, ``m`` on shaped tokens and exactly 1 elsewhere.
@@ -154,7 +162,7 @@ def shape(
         clamp: bound on ``|D|`` before ``exp``.
 
     Returns:
-        A [`Shaping`]; everything detached, float32.
+        A [`Shaping`]; everything detached, float32 (float64 when an input is float64).
 
     Statistics (``stats``) are over *shaped* tokens only (rows that need the teacher, response positions); the
     key set is always the same (processes must reduce the same tensors), and a statistic with nothing to
@@ -162,7 +170,7 @@ def shape(
     processes.
     """
     variant = get_variant(mode)
-    adv = advantages.detach().float()
+    adv = advantages.detach().to(compute_dtype(advantages, student_logps, teacher_logps))
     shaped = adv.unsqueeze(1).expand(-1, mask.shape[1]).clone()
     tokens_present = mask.bool().any(dim=1)
     applies = rows_needing_teacher(adv, correct, has_teacher.bool() & tokens_present, mode)
@@ -215,7 +223,7 @@ def shape_advantages(
     eps_w: float = 1.0,
     clamp: float = LOG_RATIO_CLAMP,
 ) -> torch.Tensor:
-    """``(B, T)`` float32 token advantages ``A_k,t``: ``shape(...).token_advantages`` (same arguments)."""
+    """``(B, T)`` token advantages ``A_k,t``: ``shape(...).token_advantages`` (same arguments)."""
     return shape(advantages, student_logps, teacher_logps, correct, has_teacher, mask, mode, lam, eps_w,
                  clamp).token_advantages
 
