@@ -313,6 +313,18 @@ def test_rg_rows_through_the_rewards_and_evaluation():
                         **{k: v[:1] for k, v in columns.items()})
 
 
+def test_reward_options_configure_the_accuracy_reward():
+    from rlrt.run import TrainArguments, load_reward_funcs
+
+    args = TrainArguments(reward_options='{"answer_format": "boxed"}')
+    (strict,) = load_reward_funcs(["accuracy"], "addition", args.reward_config)
+    assert strict.__name__ == "accuracy_reward"  # the name TRL logs and correctness_reward refers to
+    assert strict(completions=["The answer is 31.", r"\boxed{31}"], answer=["31", "31"]) == [0.0, 1.0]
+    assert accuracy_reward(completions=["The answer is 31."], answer=["31"]) == [1.0]
+    with pytest.raises(ValueError, match="wrong type"):
+        MathRewardConfig.from_options({"float_rounding": "two"})
+
+
 def test_reward_choice_for_rg_datasets(capsys):
     from rlrt.run import load_reward_funcs
 

@@ -99,8 +99,9 @@ class HeldOutEvalCallback(TrainerCallback):
     """
 
     def __init__(self, trainer, dataset, num_samples: int, sampling, every: int, run_dir: str | Path,
-                 final_samples: int | None = None, evaluate_start: bool = True):
+                 final_samples: int | None = None, evaluate_start: bool = True, reward_config=None):
         self.trainer = trainer
+        self.reward_config = reward_config  # how answers are graded (MathRewardConfig; None: the default)
         self.dataset = dataset
         self.num_samples = num_samples
         self.final_samples = final_samples or num_samples
@@ -132,7 +133,8 @@ class HeldOutEvalCallback(TrainerCallback):
             try:
                 with torch.random.fork_rng():
                     result = evaluate_model(model, trainer.processing_class, self.dataset, num_samples,
-                                            self.sampling, show_progress=False, description=f"held-out @ step {step}")
+                                            self.sampling, show_progress=False, description=f"held-out @ step {step}",
+                                            reward_config=self.reward_config)
             finally:
                 model.train(was_training)
             record = dict(result["summary"])

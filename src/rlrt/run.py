@@ -76,6 +76,11 @@ class TrainArguments:
         metadata={"help": "Reward functions: 'accuracy' (math-verify; reasoning-gym's own scorer on rg: rows), 'format', "
                   "'reasoning_gym', or 'path/to/file.py:function' / 'module:function'."},
     )
+    reward_options: str | None = field(
+        default=None,
+        metadata={"help": "JSON MathRewardConfig fields for the accuracy reward and held-out evaluation, e.g. "
+                  "{\"answer_format\": \"boxed\"} (only \\boxed{} answers count) or {\"float_rounding\": 2}."},
+    )
     resume: str = field(
         default="auto",
         metadata={"help": "'auto': continue from the last complete checkpoint in output_dir if there is one; "
@@ -88,6 +93,9 @@ class TrainArguments:
     )
 
     def __post_init__(self):
+        from .rewards.math import MathRewardConfig
+
+        self.reward_config = MathRewardConfig.from_options(self.reward_options)
         bounds = {"dataset_limit": 1, "eval_limit": 1, "eval_samples": 1, "eval_every": 0, "lora_r": 0, "lora_alpha": 1}
         for name, low in bounds.items():
             value = getattr(self, name)
@@ -122,20 +130,20 @@ def heldout_sampling(train_args: TrainArguments, config: RLRTConfig):
                           top_p=config.top_p, batch_size=batch_size, seed=config.seed, bf16=config.bf16)
 
 
-def load_reward_funcs(names: list[str], dataset: str | None = None):
+def load_reward_funcs(names: list[str], dataset: str | None = None, reward_config=None):
     """Built-in names, or functions the user names by file path or module (nothing else is imported).
 
     ``dataset`` (the ``--dataset`` spec) checks the choice: ``reasoning_gym`` needs an ``rg:`` dataset; on an
     ``rg:`` dataset ``accuracy`` grades with the task's own reasoning-gym scorer (it reads the rows' ``rg_*``
-    columns) and says so.
+    columns) and says so. ``reward_config`` (a ``MathRewardConfig``) configures ``accuracy``.
     """
-    from .rewards import accuracy_reward, format_reward, reasoning_gym_reward
+    from .rewards import accuracy_reward, format_reward, make_accuracy_reward, reasoning_gym_reward
 
     is_rg = bool(dataset) and split_spec(dataset)[0].startswith("rg:")
     funcs = []
     for name in names:
         if name == "accuracy":
-            funcs.append(accuracy_reward)
+            funcs.append(accuracy_reward if reward_config is None else make_accuracy_reward(reward_config))
             if is_rg:
                 print(f"accuracy on {dataset}: graded by reasoning-gym's own scorer for "
                       f"{split_spec(dataset)[0][3:]} (1.0 = full marks), not by math-verify.", flush=True)
@@ -267,7 +275,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     name, split = split_spec(train_args.dataset)
     options = parse_dataset_options(train_args.dataset_options)
     train_dataset = load_task(name, split=split, limit=train_args.dataset_limit, seed=config.seed, **options)
-    reward_funcs = load_reward_funcs(train_args.reward_funcs, train_args.dataset)
+    reward_funcs = load_reward_funcs(train_args.reward_funcs, train_args.dataset, train_args.reward_config)
     for reward_func in reward_funcs:
         if callable(getattr(reward_func, "start", None)):
             reward_func.start()  # e.g. the math verifier's worker imports sympy while the model loads
@@ -305,7 +313,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         trainer.add_callback(HeldOutEvalCallback(
             trainer, heldout_dataset(train_args, config), train_args.eval_samples, heldout_sampling(train_args, config),
             train_args.eval_every, run_dir, final_samples=train_args.eval_final_samples,
-            evaluate_start=train_args.eval_start))
+            evaluate_start=train_args.eval_start, reward_config=train_args.reward_config))
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if trainer.interrupted_by:
         from .reliability import last_complete_checkpoint

@@ -40,14 +40,16 @@ def score_samples(completions: Sequence[Sequence[str]], golds: Sequence[Any], ve
 
 
 def evaluate_model(model, tokenizer, dataset, num_samples: int, sampling: SamplingConfig,
-                   verifier: MathVerifier | None = None, show_progress: bool = True, description: str = "eval") -> dict:
-    """avg@k / pass@k of ``model`` on ``dataset`` (columns ``prompt`` and ``answer``), plus per-problem rows."""
+                   verifier: MathVerifier | None = None, show_progress: bool = True, description: str = "eval",
+                   reward_config: MathRewardConfig | None = None) -> dict:
+    """avg@k / pass@k of ``model`` on ``dataset`` (columns ``prompt`` and ``answer``), plus per-problem rows; answers
+    graded as the accuracy reward with ``reward_config`` grades them."""
     verifier = verifier or MathVerifier()
     total = len(dataset) * num_samples
     started = time.perf_counter()
     with tqdm(total=total, desc=description, unit="seq", disable=not show_progress) as bar:
         completions = sample_completions(model, tokenizer, dataset["prompt"], num_samples, sampling, progress=bar.update)
-    scores = score_samples(completions, dataset["answer"], verifier, columns=grading_columns(dataset))
+    scores = score_samples(completions, dataset["answer"], verifier, reward_config, grading_columns(dataset))
     summary = summarize(scores)
     summary["seconds"] = round(time.perf_counter() - started, 2)
     problems = [
@@ -143,6 +145,9 @@ class EvalArguments:
     bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast; default: where supported."})
     output_dir: str = field(default="eval_results", metadata={"help": "Where results.json and results.md go."})
     trust_remote_code: bool = field(default=False)
+    reward_options: str | None = field(
+        default=None, metadata={"help": "JSON MathRewardConfig fields for grading, as `rlrt train --reward_options`."}
+    )
     strata_from: str | None = field(
         default=None,
         metadata={"help": "The starting model's results.json (of rlrt eval, or rlrt compare's start/results.json): "
@@ -159,6 +164,7 @@ class EvalArguments:
             if value is not None and value < low:
                 raise ValueError(f"--{name} must be >= {low}; got {value}.")
         self.sampling()  # checks the sampling flags now, before any model loads
+        self.reward_config = MathRewardConfig.from_options(self.reward_options)
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
@@ -186,7 +192,7 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
                 tokenizer = load_tokenizer(path, args.trust_remote_code)
                 for spec, dataset in datasets.items():
                     result = evaluate_model(model, tokenizer, dataset, args.num_samples, sampling, verifier,
-                                            description=f"{model_name} on {spec}")
+                                            description=f"{model_name} on {spec}", reward_config=args.reward_config)
                     entry = {"model": model_name, "dataset": spec, **result}
                     if start_strata is not None:
                         entry["strata"] = strata_summary(result["problems"], *start_strata[spec], args.strata_edges)

@@ -76,6 +76,30 @@ class MathRewardConfig:
         if self.float_rounding < 0 or self.numeric_precision < 1:
             raise ValueError("float_rounding must be >= 0 and numeric_precision >= 1.")
 
+    @classmethod
+    def from_options(cls, options: str | dict | None) -> MathRewardConfig:
+        """A config from JSON text or a dict of field values (``--reward_options``); ``None`` gives the defaults.
+
+        Raises ``ValueError`` in one line naming the bad field or the JSON error.
+        """
+        if options is None or options == "":
+            return cls()
+        if isinstance(options, str):
+            try:
+                options = json.loads(options)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"--reward_options is not valid JSON ({err}); e.g. '{{\"answer_format\": \"boxed\"}}'.") from None
+        if not isinstance(options, dict):
+            raise ValueError(f"--reward_options must be a JSON object of MathRewardConfig fields; got {options!r}.")
+        fields = list(cls.__dataclass_fields__)
+        unknown = sorted(set(options) - set(fields))
+        if unknown:
+            raise ValueError(f"--reward_options: unknown field(s) {unknown}; MathRewardConfig has {fields}.")
+        try:
+            return cls(**options)
+        except TypeError as err:
+            raise ValueError(f"--reward_options: a field has the wrong type ({err}); see MathRewardConfig.") from None
+
     def verify_options(self) -> dict:
         """What the worker needs besides the texts."""
         keys = ("float_rounding", "numeric_precision", "strict", "allow_set_relation_comp", "max_answer_chars")
