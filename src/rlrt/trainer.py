@@ -1,18 +1,30 @@
 """``RLRTTrainer``: TRL's ``GRPOTrainer`` with teacher-shaped token advantages.
 
-The trainer only orchestrates; the math is in ``rlrt.algorithms`` and the teacher in ``rlrt.teacher``.
-Three TRL seams are used (pinned to ``trl==1.16.0`` and covered by ``tests/test_trl_seam.py``):
+The trainer only orchestrates: the step itself (contexts, ``log P_T``, shaping, statistics) is ``rlrt.step``, the
+math ``rlrt.algorithms``, the teacher ``rlrt.teacher``.
 
-* ``_calculate_rewards`` -- to keep the gathered per-function rewards and the local completions;
-* ``_generate_and_score_completions`` -- after GRPO's own work, choose teacher contexts and score the rows
-  that need it (``teacher_logps``, ``has_teacher``, ``correct`` travel in the batch dict, so TRL's buffering
-  and shuffling split them with the rest);
-* ``_compute_loss`` -- replace ``advantages (B,)`` by shaped ``(B, T)`` token advantages, which TRL's
-  surrogate already accepts. When no rollout-time student log-probs exist (on-policy, no vLLM), the
-  loss-time forward's detached log-probs are used: RLRT then costs no extra student forward pass.
+The TRL seam, pinned to ``trl==1.16.0`` and ``transformers==5.24.0`` and checked member by member in
+``tests/test_trl_seam.py``. Private methods overridden (five, here and in ``rlrt.reliability.ReliableTrainerMixin``):
 
-The reward-error guard, non-finite-step guard, signal handling and complete-marked checkpoints come from
-``rlrt.reliability.ReliableTrainerMixin`` (shared with the SDPO baseline in ``rlrt.baselines.sdpo``).
+* ``GRPOTrainer._calculate_rewards`` -- keeps the gathered per-function rewards and the local completions (and
+  counts reward-function errors, in the mixin);
+* ``GRPOTrainer._generate_and_score_completions`` -- after GRPO's own work, ``step.score_with_teacher`` chooses the
+  contexts and scores the rows that need it; ``teacher_logps``, ``has_teacher``, ``correct`` travel in the batch
+  dict, so TRL's ``_prepare_inputs`` buffers, shuffles and splits them with the rest;
+* ``GRPOTrainer._compute_loss`` -- replaces ``advantages (B,)`` by ``step.shape_rollouts``' ``(B, T)`` token
+  advantages, which TRL's surrogate already accepts. When no rollout-time student log-probs exist (on-policy, no
+  vLLM), ``_get_per_token_logps_and_entropies`` is swapped on the instance for that one call so that the loss-time
+  forward's detached log-probs are used: RLRT then costs no extra student forward pass;
+* ``Trainer._save_checkpoint`` (mixin) -- TRL's checkpoint plus the run state and a completion marker; it switches
+  ``args.save_total_limit`` off during TRL's save, rewrites ``training_args.bin`` with the real value and rotates
+  only complete checkpoints;
+* ``Trainer._load_optimizer_and_scheduler`` (mixin) -- restores that state (teacher snapshot, counters) on resume.
+
+Private members called or read: ``_get_per_token_logps_and_entropies`` (the teacher forward),
+``Trainer._get_output_dir``, ``GRPOTrainer._tokenizer`` (pad id), and ``GRPOTrainer._metrics``, written only through
+``ReliableTrainerMixin.log_metric``. Public TRL attributes read: ``num_generations``, ``reward_func_names``,
+``chat_template_kwargs``, ``processing_class``, ``accelerator``, ``is_deepspeed_enabled``/``is_fsdp_enabled``. The
+public ``compute_loss`` is wrapped by the mixin (non-finite loss guard).
 """
 
 from __future__ import annotations
