@@ -1,6 +1,6 @@
 """The privileged teacher: the same model with a correct solution in its prompt (``docs/method.md`` section 4).
 
-Three separable jobs, each testable on its own:
+Four separable jobs, each testable on its own (``rlrt.step`` strings them together for a batch):
 
 * **context** -- ``choose_contexts`` picks, for each rollout, the privileged text: a *different* correct rollout
   of the same prompt (``sibling``), the dataset's reference solution (``reference``) or the gold answer
