@@ -278,7 +278,8 @@ def test_quick_compare_end_to_end_and_resume(tmp_path, tiny_model_dir, capsys):
         shutil.rmtree(out / run / "final")
     capsys.readouterr()
     assert main(argv) == 0
-    assert capsys.readouterr().out.count("finished, skipped") == 2
+    rerun = capsys.readouterr().out
+    assert rerun.count("finished, skipped") == 2 and "other settings" not in rerun
     assert json.loads((out / "compare.json").read_text())["paired"] == result["paired"]
 
 
@@ -348,6 +349,17 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over_and_keeps_its_log
     (resumable / "checkpoint-15" / ".rlrt-complete").write_text("")
     assert set_aside_unresumable(resumable, out) is None and resumable.exists()
     assert set_aside_unresumable(out / "grpo-s0", out) is None  # never started
+
+    # A finished run trained with other settings than the plan's is named when skipped.
+    from rlrt.compare import PlannedRun, settings_drift
+
+    (resumable / "config.json").write_text(json.dumps({
+        "rlrt": {"learning_rate": 5e-06, "shaping": "grpo", "bf16": False},
+        "train": {"eval_limit": 64, "reward_funcs": ["accuracy"], "output_dir": "elsewhere"}}))
+    planned = PlannedRun("grpo", 2, resumable, {"learning_rate": 5e-6, "shaping": "grpo", "bf16": False,
+                                                "eval_limit": 32, "reward_funcs": ["accuracy"], "max_steps": 60,
+                                                "output_dir": str(resumable)})
+    assert settings_drift(planned) == ["eval_limit: 64 -> 32"]
 
     # Finished is decided from summary.json alone (what a fresh clone of committed records has).
     (resumable / "summary.json").write_text('{"steps": 15}')

@@ -270,6 +270,31 @@ def set_aside_unresumable(run_dir: Path, out: Path) -> Path | None:
     return target
 
 
+def _same(planned: Any, recorded: Any) -> bool:
+    if isinstance(planned, (list, tuple)) or isinstance(recorded, (list, tuple)):
+        planned = planned if isinstance(planned, (list, tuple)) else [planned]
+        recorded = recorded if isinstance(recorded, (list, tuple)) else [recorded]
+        return len(planned) == len(recorded) and all(_same(a, b) for a, b in zip(planned, recorded))
+    if isinstance(planned, bool) or isinstance(recorded, bool):
+        return str(planned).lower() == str(recorded).lower()
+    try:
+        return float(planned) == float(recorded)
+    except (TypeError, ValueError):
+        return str(planned) == str(recorded)
+
+
+def settings_drift(run: PlannedRun) -> list[str]:
+    """The planned flags a finished run's ``config.json`` records with another value (``key: recorded -> planned``):
+    a comparison whose settings changed after some runs finished would mix two experiments."""
+    path = run.run_dir / "config.json"
+    if not path.is_file():
+        return []
+    record = json.loads(path.read_text())
+    recorded = {**record.get("rlrt", {}), **record.get("train", {})}
+    return [f"{key}: {recorded[key]!r} -> {value!r}" for key, value in run.flags.items()
+            if key != "output_dir" and key in recorded and value is not None and not _same(value, recorded[key])]
+
+
 def selected(run: PlannedRun, only: list[str] | None) -> bool:
     return only is None or run.name in only or run.arm in only
 
@@ -414,7 +439,9 @@ def run_compare(args: CompareArguments) -> int:
         for index, run in enumerate(todo, 1):
             tag = f"[{index}/{len(todo)}] {run.name}"
             if finished(run.run_dir, max_steps[run.name]):
-                print(f"{tag}: finished, skipped", flush=True)
+                drift = settings_drift(run)
+                note = f" (trained with other settings: {'; '.join(drift)})" if drift else ""
+                print(f"{tag}: finished, skipped{note}", flush=True)
                 continue
             moved = set_aside_unresumable(run.run_dir, out)
             if moved is not None:

@@ -392,6 +392,9 @@ def plot_pass_curves(result: dict[str, Any], path: str | Path) -> Path | None:
             ax.plot(ks, [curve[k] for k in ks], marker="o", markersize=3, label=name,
                     color="black" if name == "start" else colors[name], linestyle="--" if name == "start" else "-")
         ax.set_xscale("log", base=2)
+        ks = sorted({k for curve in curves.values() for k in curve})
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.minorticks_off()
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("k", fontsize=8)
         ax.set_ylabel("pass@k", fontsize=8)
