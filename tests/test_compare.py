@@ -364,3 +364,11 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over_and_keeps_its_log
     # Finished is decided from summary.json alone (what a fresh clone of committed records has).
     (resumable / "summary.json").write_text('{"steps": 15}')
     assert finished(resumable, 15) and not finished(resumable, 60) and not finished(out / "grpo-s0", 1)
+
+
+@pytest.mark.parametrize("flag", ["--eval_final_samples", "--eval_batch_size"])
+def test_held_out_sample_counts_are_checked(flag, capsys):
+    from rlrt.cli import main
+
+    assert main(["train", flag, "0"]) == 2
+    assert f"{flag} must be >= 1; got 0" in capsys.readouterr().err

@@ -331,7 +331,8 @@ def evaluate_start(train_args, config, samples: int, strata_samples: int, seed: 
     if torch.cuda.is_available():
         model = model.to("cuda")
     tokenizer = load_tokenizer(path_or_name, config.trust_remote_code)
-    result = evaluate_model(model, tokenizer, dataset, samples, sampling, description="starting model")
+    result = evaluate_model(model, tokenizer, dataset, samples, sampling, description="starting model",
+                            reward_config=train_args.reward_config)
     del model
     payload = {
         "sampling": sampling.to_dict(), "strata_samples": strata_samples,

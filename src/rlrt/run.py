@@ -96,7 +96,8 @@ class TrainArguments:
         from .rewards.math import MathRewardConfig
 
         self.reward_config = MathRewardConfig.from_options(self.reward_options)
-        bounds = {"dataset_limit": 1, "eval_limit": 1, "eval_samples": 1, "eval_every": 0, "lora_r": 0, "lora_alpha": 1}
+        bounds = {"dataset_limit": 1, "eval_limit": 1, "eval_samples": 1, "eval_every": 0, "eval_final_samples": 1,
+                  "eval_batch_size": 1, "lora_r": 0, "lora_alpha": 1}
         for name, low in bounds.items():
             value = getattr(self, name)
             if value is not None and value < low:
