@@ -47,3 +47,18 @@ def tiny_model_dir(tmp_path_factory, tokenizer):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def dataset():
+    """Eight chat prompts ``What is i + i?`` with ``answer`` and a ``solution`` (the ``reference`` context)."""
+    from datasets import Dataset
+
+    return Dataset.from_list([
+        {
+            "prompt": [{"role": "user", "content": f"What is {i} + {i}?"}],
+            "answer": str(2 * i),
+            "solution": f"{i} + {i} = \\boxed{{{2 * i}}}",
+        }
+        for i in range(8)
+    ])

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_trainer import dataset, make_config, train  # noqa: F401  (dataset is a fixture)
 
 from rlrt.teacher import model_logps_fn
+from training_helpers import make_config, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -27,7 +27,7 @@ TESTS = Path(__file__).parent
 REPO = TESTS.parent
 
 
-def test_rlrt_trains_on_cuda_in_bf16(tmp_path, tiny_model_dir, tokenizer, dataset):  # noqa: F811
+def test_rlrt_trains_on_cuda_in_bf16(tmp_path, tiny_model_dir, tokenizer, dataset):
     trainer, changed, _ = train(tiny_model_dir, tokenizer, dataset,
                                 make_config(tmp_path, shaping="rlrt", bf16=True, max_steps=3))
     assert next(trainer.model.parameters()).is_cuda
@@ -59,13 +59,15 @@ def _launch_train(name: str, model_dir: Path, out: Path, *extra: str) -> subproc
     if name.startswith("zero") and importlib.util.find_spec("deepspeed") is None:
         pytest.skip("deepspeed is not installed")
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "examples" / "accelerate" / f"{name}.yaml"),
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--config_file", str(REPO / "examples" / "accelerate" / f"{name}.yaml"),
         "--num_processes", "1", "-m", "rlrt", "train", "--model", str(model_dir),
         "--reward_funcs", "rlrt.rewards:parity_reward", "--shaping", "rlrt", "--max_steps", "2",
         "--per_device_train_batch_size", "16", "--num_generations", "4", "--max_completion_length", "16",
         "--learning_rate", "1e-3", "--eval_dataset", "none", "--output_dir", str(out), *extra,
     ]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    path = os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=out.parent)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-6000:]
     return result

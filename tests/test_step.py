@@ -7,7 +7,6 @@ import dataclasses
 
 import pytest
 import torch
-from datasets import Dataset
 
 import rlrt.trainer as trainer_module
 from rlrt import RLRTConfig, RLRTTrainer
@@ -19,15 +18,6 @@ from rlrt.step import Rollouts, choose_teacher_rows, rlrt_step
 STEP_OPTIONS = ("shaping", "shaping_lambda", "shaping_eps_w", "log_ratio_clamp", "teacher_context",
                 "teacher_context_fallback", "sibling_selection", "teacher_prompt_template", "max_teacher_prompt_length",
                 "temperature", "seed", "num_generations", "shaping_lambda_decay_steps", "correctness_threshold")
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    return Dataset.from_list([
-        {"prompt": [{"role": "user", "content": f"What is {i} + {i}?"}], "answer": str(2 * i),
-         "solution": f"{i} + {i} = \\boxed{{{2 * i}}}"}
-        for i in range(8)
-    ])
 
 
 def _training_step(tmp_path, tiny_model_dir, tokenizer, dataset, monkeypatch, options):

@@ -4,60 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from datasets import Dataset
 
 import rlrt.step as step_module
-from rlrt import RLRTConfig, RLRTTrainer
+from rlrt import RLRTTrainer
 from rlrt.rewards import parity_reward
+from training_helpers import make_config, train
 
 SHAPING_METRICS = ("rlrt/gated_frac", "rlrt/teacher_frac", "rlrt/weight_mean", "rlrt/multiplier_mean",
                    "rlrt/clip_low_frac", "rlrt/clip_high_frac", "rlrt/log_ratio_mean", "rlrt/self_driven_frac",
                    "rlrt/teacher_seconds", "rlrt/context_frac")
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    rows = [
-        {
-            "prompt": [{"role": "user", "content": f"What is {i} + {i}?"}],
-            "answer": str(2 * i),
-            "solution": f"{i} + {i} = \\boxed{{{2 * i}}}",
-        }
-        for i in range(8)
-    ]
-    return Dataset.from_list(rows)
-
-
-def make_config(tmp_path, **overrides):
-    values = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=10,
-        max_steps=2,
-        learning_rate=5e-3,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        gradient_checkpointing=False,
-        bf16=False,
-        seed=0,
-    )
-    values.update(overrides)
-    return RLRTConfig(**values)
-
-
-def train(tiny_model_dir, tokenizer, dataset, config, **kwargs):
-    trainer = RLRTTrainer(
-        model=str(tiny_model_dir), reward_funcs=[parity_reward], args=config, train_dataset=dataset,
-        processing_class=tokenizer, **kwargs,
-    )
-    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
-    trainer.train()
-    after = dict(trainer.model.named_parameters())
-    changed = sum(not torch.equal(before[n], after[n].detach()) for n in before)
-    logged = {k for entry in trainer.state.log_history for k in entry}
-    return trainer, changed, logged
 
 
 @pytest.mark.parametrize("shaping", ["grpo", "rlrt", "rlrt_all", "teacher_up", "rlsd"])
@@ -93,7 +48,8 @@ def test_teacher_prompt_holds_a_sibling_never_the_row_itself(tmp_path, tiny_mode
 
     def spy_choose(rows, group_size, correct, completions, **kwargs):
         contexts = real_choose(rows, group_size, correct, completions, **kwargs)
-        calls.append({"rows": list(rows), "correct": list(correct), "completions": list(completions), "contexts": contexts})
+        calls.append({"rows": list(rows), "correct": list(correct), "completions": list(completions),
+                      "contexts": contexts})
         return contexts
 
     def spy_tokenize(tok, prompts, solutions, *args, **kwargs):

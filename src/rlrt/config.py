@@ -208,7 +208,9 @@ class RLRTConfig(GRPOConfig):
     )
     no_correct_warning_steps: int = field(
         default=10,
-        metadata={"help": "Warn once after this many consecutive rollout batches without a correct rollout (0: never)."},
+        metadata={
+            "help": "Warn once after this many consecutive rollout batches without a correct rollout (0: never)."
+        },
     )
     checkpoint_on_signal: bool = field(
         default=True, metadata={"help": "On SIGINT/SIGTERM, finish the step, write a checkpoint and stop."}
@@ -412,10 +414,14 @@ def _batch_message(config: RLRTConfig, user_set: dict) -> str:
             f"generation_batch_size ({config.generation_batch_size}) must be a multiple of num_generations ({groups}) "
             "so that every prompt's group of completions is complete: change one of the two."
         )
-    steps_name = "steps_per_generation" if user_set["steps_per_generation"] is not None else "gradient_accumulation_steps"
+    steps_name = (
+        "steps_per_generation" if user_set["steps_per_generation"] is not None else "gradient_accumulation_steps"
+    )
     steps = config.steps_per_generation
     processes = max(config.generation_batch_size // max(per_device * steps, 1), 1)
-    suggestion = next(b for b in range(per_device + 1, per_device + groups + 1) if (b * steps * processes) % groups == 0)
+    suggestion = next(
+        b for b in range(per_device + 1, per_device + groups + 1) if (b * steps * processes) % groups == 0
+    )
     return (
         f"per_device_train_batch_size ({per_device}) x {steps_name} ({steps}) x {processes} process(es) = "
         f"{config.generation_batch_size} completions per rollout batch, which is not a multiple of num_generations "

@@ -73,8 +73,8 @@ class TrainArguments:
     )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy"],
-        metadata={"help": "Reward functions: 'accuracy' (math-verify; reasoning-gym's own scorer on rg: rows), 'format', "
-                  "'reasoning_gym', or 'path/to/file.py:function' / 'module:function'."},
+        metadata={"help": "Reward functions: 'accuracy' (math-verify; reasoning-gym's own scorer on rg: rows), "
+                  "'format', 'reasoning_gym', or 'path/to/file.py:function' / 'module:function'."},
     )
     reward_options: str | None = field(
         default=None,
@@ -258,11 +258,11 @@ def build_trainer(model, reward_funcs, args: RLRTConfig, train_dataset, **kwargs
 def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     """Train, evaluate and write the run folder; returns its path."""
     from accelerate import PartialState
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from .callbacks import HeldOutEvalCallback, LinePrinterCallback, LiveLineCallback, MetricsFileCallback
     from .data.registry import load_task, parse_dataset_options
     from .models import load_tokenizer, resolve_model
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     started = time.time()
     trainer_config = None

@@ -46,6 +46,7 @@ from .step import Rollouts, score_with_teacher, shape_rollouts, teacher_batch_si
 from .teacher import TeacherWeights
 from .text import completion_text
 
+
 class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
     """GRPO with RLRT token shaping; the constructor is ``GRPOTrainer``'s, ``args`` an [`RLRTConfig`].
 

@@ -21,7 +21,9 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = True,
         gives exactly zero.
     """
     if rewards.dim() != 1 or rewards.numel() % group_size != 0:
-        raise ValueError(f"rewards must be 1-D with a length divisible by group_size={group_size}; got {tuple(rewards.shape)}")
+        raise ValueError(
+            f"rewards must be 1-D with a length divisible by group_size={group_size}; got {tuple(rewards.shape)}"
+        )
     grouped = rewards.to(torch.float64 if rewards.dtype == torch.float64 else torch.float32).view(-1, group_size)
     centered = grouped - grouped.mean(dim=1, keepdim=True)
     if scale:

@@ -180,7 +180,7 @@ def shape(
         "gated_frac": (float(gate.sum()), rows),
         "teacher_frac": (float((has_teacher.bool() & tokens_present).sum()), rows),
         "shaped_frac": (float(applies.sum()), rows),
-        **{name: (0.0, 0.0) for name in TOKEN_STATS},
+        **dict.fromkeys(TOKEN_STATS, (0.0, 0.0)),
     }
     if variant.direction == 0:
         ones = torch.ones_like(shaped)

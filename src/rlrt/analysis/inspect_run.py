@@ -53,7 +53,8 @@ class InspectArguments:
     trust_remote_code: bool = False
 
     def __post_init__(self):
-        for name, low in {"limit": 1, "num_samples": 2, "max_new_tokens": 1, "top_k": 1, "critical_positions": 0}.items():
+        lowest = {"limit": 1, "num_samples": 2, "max_new_tokens": 1, "top_k": 1, "critical_positions": 0}
+        for name, low in lowest.items():
             if getattr(self, name) < low:
                 raise ValueError(f"--{name} must be >= {low}; got {getattr(self, name)}.")
 

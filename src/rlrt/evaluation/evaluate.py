@@ -48,7 +48,8 @@ def evaluate_model(model, tokenizer, dataset, num_samples: int, sampling: Sampli
     total = len(dataset) * num_samples
     started = time.perf_counter()
     with tqdm(total=total, desc=description, unit="seq", disable=not show_progress) as bar:
-        completions = sample_completions(model, tokenizer, dataset["prompt"], num_samples, sampling, progress=bar.update)
+        completions = sample_completions(model, tokenizer, dataset["prompt"], num_samples, sampling,
+                                         progress=bar.update)
     scores = score_samples(completions, dataset["answer"], verifier, reward_config, grading_columns(dataset))
     summary = summarize(scores)
     summary["seconds"] = round(time.perf_counter() - started, 2)
