@@ -142,3 +142,10 @@ def test_all_truncated_batch_runs_no_teacher_forward_and_counts_nothing(tokenize
     assert calls == [] and not result.teacher.rows.any()
     assert result.shaping.stats["shaped_frac"] == (0.0, 6.0) and result.shaping.stats["teacher_frac"] == (0.0, 6.0)
     assert torch.equal(result.shaping.multiplier, torch.ones(6, 4))
+
+
+def test_inspector_config_follows_the_variant_and_refuses_sdpo():
+    assert inspect_config(InspectArguments(shaping="rlsd")).teacher_context == "reference"  # training's default
+    assert inspect_config(InspectArguments(shaping="rlrt")).teacher_context == "sibling"
+    with pytest.raises(ValueError, match="sdpo does not use"):
+        inspect_config(InspectArguments(shaping="sdpo"))

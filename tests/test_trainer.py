@@ -154,3 +154,26 @@ def test_sharded_ranks_make_the_same_number_of_teacher_forwards(tmp_path, tiny_m
     trainer.accelerator.reduce = lambda tensor, reduction: tensor + 2 if reduction == "max" else tensor
     trainer._match_teacher_forward_count(rows=3, batch_size=2)  # 2 chunks here, 4 on the busiest rank
     assert calls == [(1, 2), (1, 2)]
+
+
+@pytest.mark.slow
+def test_rows_the_loss_ignores_are_not_scored_or_counted(tmp_path, tiny_model_dir, tokenizer, dataset):
+    """Every completion truncated and masked (mask_truncated_completions): no teacher forward, nothing counted as
+    scored or shaped. The same run without the masking scores rows, so the check can fail."""
+    def run(mask_truncated):
+        config = make_config(tmp_path / str(mask_truncated), shaping="rlrt_all", max_completion_length=3, max_steps=1,
+                             mask_truncated_completions=mask_truncated)
+        trainer = RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward], args=config,
+                              train_dataset=dataset, processing_class=tokenizer)
+        forwards = []
+        real = trainer._teacher_logps_fn
+        trainer._teacher_logps_fn = lambda *a: forwards.append(a[0].shape[0]) or real(*a)
+        trainer.train()
+        (logged,) = [e for e in trainer.state.log_history if "rlrt/teacher_rows_frac" in e]
+        return forwards, logged
+
+    forwards, logged = run(mask_truncated=True)
+    assert logged["completions/clipped_ratio"] == 1.0  # the random tiny model never stops within 3 tokens
+    assert forwards == [] and logged["rlrt/teacher_rows_frac"] == 0.0 and logged["rlrt/shaped_frac"] == 0.0
+    forwards, logged = run(mask_truncated=False)
+    assert sum(forwards) > 0 and logged["rlrt/teacher_rows_frac"] > 0 and logged["rlrt/shaped_frac"] > 0

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from ..algorithms import group_advantages, log_ratio
-from ..config import CPU_RUN_DEFAULTS, RLRTConfig, config_default
+from ..algorithms import VARIANTS, group_advantages, log_ratio
+from ..config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig, config_default
 from ..data.tasks import DEFAULT_EVAL_DATASET
 from ..models import DEFAULT_MODEL
 from ..step import Rollouts, StepResult, rlrt_step, teacher_batch_size
@@ -61,8 +61,11 @@ class InspectArguments:
 
 def inspect_config(args: InspectArguments) -> RLRTConfig:
     """The ``RLRTConfig`` a training run with these flags would use (one group of ``num_samples`` per problem)."""
-    if args.num_samples < 2:
-        raise ValueError(f"--num_samples must be >= 2 (a group of rollouts per problem); got {args.num_samples}.")
+    if args.shaping == SDPO:
+        raise ValueError(
+            "rlrt inspect shows RLRT's token shaping, which --shaping sdpo does not use: choose one of "
+            f"{sorted(VARIANTS)}."
+        )
     return RLRTConfig(
         output_dir=args.output_dir,
         report_to="none",
