@@ -467,3 +467,119 @@ def test_ctrl_c_during_eval_writes_the_finished_pairs(tmp_path, tiny_model_dir, 
     payload = json.loads((out / "results.json").read_text())
     assert payload["stopped_by"] == "SIGINT" and [r["dataset"] for r in payload["results"]] == ["addition:test"]
     assert payload["results"][0]["summary"]["problems"] == 2
+
+
+# ------------------------------------------------------------------------------------------------ resume
+
+
+def _record(argv):
+    from rlrt.cli import parse_command
+    from rlrt.run import config_record
+
+    (train_args, config), _ = parse_command("train", ["--output_dir", "unused", *argv])
+    return config_record(train_args, config)
+
+
+def test_resume_with_the_same_settings_changes_nothing(tmp_path):
+    from rlrt.run import resume_changes
+
+    argv = ["--shaping", "grpo", "--per_device_train_batch_size", "8", "--num_generations", "4"]
+    assert resume_changes(_record(argv), _record(argv), tmp_path) == {}
+
+
+def test_resume_with_another_shape_of_training_is_refused_by_name(tmp_path):
+    from rlrt.run import resume_changes
+
+    first = _record([])
+    with pytest.raises(ValueError) as caught:
+        resume_changes(first, _record(["--per_device_train_batch_size", "8", "--num_generations", "4",
+                                       "--shaping", "grpo", "--model", "other", "--dataset", "rg:chain_sum",
+                                       "--max_steps", "20"]), tmp_path)
+    message = str(caught.value)
+    for change in ("per_device_train_batch_size: 16 -> 8", "num_generations: 8 -> 4", "shaping: 'rlrt' -> 'grpo'",
+                   "model: 'smollm2-135m' -> 'other'", "dataset: 'addition' -> 'rg:chain_sum'"):
+        assert change in message
+    assert "max_steps: " not in message and "another --output_dir" in message
+
+
+def test_resume_may_change_logging_saving_and_length(tmp_path):
+    from rlrt.run import resume_changes
+
+    changed = resume_changes(_record([]), _record(["--max_steps", "20", "--logging_steps", "5", "--save_steps", "3",
+                                                   "--eval_every", "4", "--report_to", "tensorboard",
+                                                   "--disable_tqdm", "true"]), tmp_path)
+    assert changed["rlrt.max_steps"] == [8, 20] and changed["rlrt.logging_steps"] == [1, 5]
+    assert changed["train.eval_every"] == [0, 4] and changed["rlrt.disable_tqdm"][1] is True
+    assert set(changed) == {"rlrt.max_steps", "rlrt.logging_steps", "rlrt.save_steps", "train.eval_every",
+                            "rlrt.report_to", "rlrt.disable_tqdm"}
+
+
+@pytest.mark.slow
+def test_resume_refusal_and_record_end_to_end(tmp_path, tiny_model_dir, capsys):
+    from rlrt.cli import main
+
+    run = tmp_path / "run"
+    base = ["train", "--model", str(tiny_model_dir), "--output_dir", str(run), "--reward_funcs",
+            "rlrt.rewards:parity_reward", "--dataset_limit", "8", "--save_strategy", "steps", "--save_steps", "1", *TINY]
+    assert main([*base, "--max_steps", "1"]) == 0
+    original = (run / "config.json").read_text()
+    capsys.readouterr()
+    assert main([*base, "--max_steps", "2", "--shaping", "grpo"]) == 2
+    assert "shaping: 'rlrt' -> 'grpo'" in _error_line(capsys, "train")
+    assert (run / "config.json").read_text() == original
+    assert main([*base, "--max_steps", "2", "--logging_steps", "2"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["rlrt"]["max_steps"] == 1 and saved["rlrt"]["logging_steps"] == 1  # the first start's settings
+    assert saved["resumes"] == [{**saved["resumes"][0], "step": 1,
+                                 "changed": {"rlrt.max_steps": [1, 2], "rlrt.logging_steps": [1, 2]}}]
+
+
+def test_chat_template_rejecting_the_system_role_fails_when_the_trainer_is_built(tmp_path, tiny_model_dir):
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from rlrt import RLRTConfig, RLRTTrainer
+    from rlrt.rewards import parity_reward
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+                               "{{ raise_exception('System role not supported') }}{% endif %}"
+                               "{{ m['content'] }}{% endfor %}")
+    dataset = Dataset.from_list([{"prompt": [{"role": "system", "content": "Be brief."},
+                                             {"role": "user", "content": f"q{i}"}], "answer": "1"} for i in range(4)])
+    args = RLRTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, report_to="none")
+    with pytest.raises(ValueError, match=r"chat template rejects .*System role not supported.*system_prompt"):
+        RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward], args=args, train_dataset=dataset,
+                    processing_class=tokenizer)
+
+
+# ----------------------------------------------------------------------------------------- the first run
+
+
+def test_live_lines_warnings_and_logs_go_above_the_progress_bar(monkeypatch):
+    import io
+    import logging
+    import warnings
+    from types import SimpleNamespace
+
+    from rlrt.callbacks import LiveLineCallback
+
+    screen = io.StringIO()  # stdout and stderr share one terminal
+    monkeypatch.setattr("sys.stdout", screen)
+    monkeypatch.setattr("sys.stderr", screen)
+    callback = LiveLineCallback()
+    state = SimpleNamespace(is_world_process_zero=True, is_local_process_zero=True, max_steps=2, global_step=1)
+    callback.on_train_begin(SimpleNamespace(), state, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("a library warning", UserWarning)
+    logging.getLogger("rlrt.reliability").warning("an rlrt warning")
+    callback.on_log(SimpleNamespace(), state, None, logs={"reward": 0.5})
+    callback.on_train_end(SimpleNamespace(), state, None)
+    text = screen.getvalue()
+    for printed in ("UserWarning: a library warning", "an rlrt warning", "step 1/2 | reward 0.500"):
+        line = next(x for x in text.split("\n") if printed in x)
+        start = line.index(printed)
+        shown = line[line.rfind("\r", 0, start) + 1 :]  # what a terminal shows after the bar was cleared
+        assert "it/s" not in shown and "%|" not in shown, repr(line)
+    assert __import__("warnings").showwarning.__name__ != "_warning_above_bar"  # restored after training

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +70,61 @@ def live_line(state, logs: dict[str, Any]) -> str | None:
 
 
 class LiveLineCallback(ProgressCallback):
-    """The usual progress bar, with one compact line per log instead of the raw dict."""
+    """The usual progress bar, with one compact line per log instead of the raw dict.
+
+    Everything printed while the bar is live goes *above* it, through tqdm's own ``external_write_mode`` (clear the
+    bar, print, flush, redraw): the live lines, and also log records of ``rlrt``/``transformers``/``trl`` and Python
+    warnings, which would otherwise be written into the middle of the bar's line.
+    """
+
+    LOGGERS = ("rlrt", "transformers", "trl")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._redirect = None
+        self._showwarning = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        if state.is_world_process_zero and self._redirect is None:
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            self._redirect = logging_redirect_tqdm(loggers=[logging.getLogger(n) for n in self.LOGGERS])
+            self._redirect.__enter__()
+            self._showwarning = warnings.showwarning
+            warnings.showwarning = _warning_above_bar
+
+    def on_train_end(self, args, state, control, **kwargs):
+        super().on_train_end(args, state, control, **kwargs)
+        self.restore()
+
+    def restore(self):
+        """Undo the redirection of log records and warnings (idempotent)."""
+        if self._redirect is not None:
+            self._redirect.__exit__(None, None, None)
+            warnings.showwarning = self._showwarning
+            self._redirect = self._showwarning = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and self.training_bar is not None and logs:
             line = live_line(state, logs)
             if line:
-                self.training_bar.write(line)
+                print_above_bar(line)
+
+
+def print_above_bar(text: str, file=None) -> None:
+    """Print ``text`` above any live tqdm bar (cleared first, redrawn after) and flush it before the redraw, so a
+    block-buffered stdout cannot land the text on the bar's line."""
+    from tqdm.auto import tqdm
+
+    file = file or sys.stdout
+    with tqdm.external_write_mode(file=file):
+        print(text, file=file, flush=True)
+
+
+def _warning_above_bar(message, category, filename, lineno, file=None, line=None):
+    print_above_bar(warnings.formatwarning(message, category, filename, lineno, line).rstrip("\n"),
+                    file=file or sys.stderr)
 
 
 class LinePrinterCallback(TrainerCallback):

@@ -226,6 +226,46 @@ def find_resume_checkpoint(train_args: TrainArguments, config: RLRTConfig) -> Pa
     return checkpoint
 
 
+# Settings that may change when a run resumes: where and how often it logs, saves and evaluates, how long it runs,
+# and the guards' limits. Anything else (batch shape, shaping, model, data, optimizer, seed...) changes the training
+# the first steps had, and a resume that changes it is refused. Keys are "section.name" of the config record.
+RESUME_SAFE = {
+    "train.resume", "train.eval_every", "train.eval_batch_size", "train.eval_start", "train.eval_final_samples",
+    "rlrt.output_dir", "rlrt.max_steps", "rlrt.num_train_epochs", "rlrt.report_to", "rlrt.disable_tqdm",
+    "rlrt.run_name", "rlrt.resume_from_checkpoint", "rlrt.overwrite_output_dir", "rlrt.eval_steps",
+    "rlrt.eval_strategy", "rlrt.per_device_eval_batch_size", "rlrt.max_nonfinite_steps", "rlrt.reward_errors",
+    "rlrt.max_failed_reward_steps", "rlrt.no_correct_warning_steps", "rlrt.checkpoint_on_signal",
+    "rlrt.log_completions", "rlrt.num_completions_to_print", "rlrt.skip_memory_metrics", "rlrt.debug",
+}
+RESUME_SAFE_PREFIXES = ("rlrt.logging_", "rlrt.log_", "rlrt.save_", "rlrt.hub_", "rlrt.push_to_hub", "rlrt.dataloader_",
+                        "rlrt.ddp_", "rlrt.include_", "rlrt.wandb_", "rlrt.trackio_")
+
+
+def resume_changes(first: dict[str, Any], now: dict[str, Any], run_dir: Path) -> dict[str, list]:
+    """Settings that differ between the run's first start (``first``, its ``config.json``) and this one (``now``,
+    a ``config_record``): the safe ones as ``{"section.name": [first, now]}``; raises ``ValueError`` naming every
+    other one and how to start a fresh run instead. A setting the first record lacks (an older rlrt) is not compared.
+    """
+    changed, refused = {}, []
+    for section in ("train", "rlrt"):
+        before, after = first.get(section, {}), now.get(section, {})
+        for name in after:
+            if name not in before or before[name] == after[name]:
+                continue
+            key = f"{section}.{name}"
+            if key in RESUME_SAFE or key.startswith(RESUME_SAFE_PREFIXES):
+                changed[key] = [before[name], after[name]]
+            else:
+                refused.append(f"{name}: {before[name]!r} -> {after[name]!r}")
+    if refused:
+        raise ValueError(
+            f"{run_dir} was started with other settings, and resuming would mix two kinds of training in one run: "
+            f"{'; '.join(refused)}. Drop those changes to continue the run (logging, saving, evaluation cadence and "
+            "max_steps may change), or start a fresh run with another --output_dir."
+        )
+    return changed
+
+
 def truncate_log(path: Path, last_step: int) -> None:
     """Drop log lines after ``last_step`` (they are produced again by the resumed run)."""
     rows = [r for r in read_jsonl(path) if r.get("step", 0) <= last_step]
@@ -271,6 +311,12 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
 
         trainer_config = to_sdpo_config(config)
     run_dir = ensure_output_dir(config.output_dir)  # before any work: a folder that cannot be written fails now
+    record = config_record(train_args, config, trainer_config)
+    checkpoint = find_resume_checkpoint(train_args, config)
+    if checkpoint is not None:  # refuse a changed shape of training before anything loads
+        reference = run_dir / "config.json" if (run_dir / "config.json").is_file() else checkpoint.parent / "config.json"
+        first = json.loads(reference.read_text()) if reference.is_file() else None
+        changed = resume_changes(first, record, run_dir) if first is not None else {}
     model_path = resolve_model(train_args.model)
     tokenizer = load_tokenizer(model_path, trust_remote_code=config.trust_remote_code)
     name, split = split_spec(train_args.dataset)
@@ -287,7 +333,6 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         peft_config = LoraConfig(r=train_args.lora_r, lora_alpha=train_args.lora_alpha,
                                  target_modules=train_args.lora_target_modules, task_type="CAUSAL_LM")
 
-    checkpoint = find_resume_checkpoint(train_args, config)
     main_process = PartialState().is_main_process  # under `accelerate launch` every rank runs this function
     if checkpoint is not None:
         step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
@@ -295,9 +340,13 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
             print(f"resuming from {checkpoint} (step {step} of {config.max_steps})", flush=True)
             for log in ("metrics.jsonl", "heldout.jsonl"):
                 truncate_log(run_dir / log, step)
-    if main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config_record(train_args, config, trainer_config), indent=2))
+            first = first if first is not None else record
+            resume = {"step": step, "checkpoint": str(checkpoint), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      "changed": changed}
+            first["resumes"] = [*first.get("resumes", []), resume]
+            (run_dir / "config.json").write_text(json.dumps(first, indent=2))  # the first start's settings stay
+    elif main_process:
+        (run_dir / "config.json").write_text(json.dumps(record, indent=2))
     trainer = build_trainer(model_path, reward_funcs, config, train_dataset, processing_class=tokenizer,
                             peft_config=peft_config)
     trainer.add_callback(MetricsFileCallback(run_dir))
@@ -306,7 +355,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         trainer.add_callback(LinePrinterCallback)
     else:
         trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(LiveLineCallback)
+        trainer.add_callback(live := LiveLineCallback())
     if trainer.shards_parameters and train_args.eval_dataset and train_args.eval_dataset.lower() != "none":
         print("held-out evaluation during training is off under ZeRO-3/FSDP (generation on one rank would wait "
               "on the others); evaluate checkpoints with `rlrt eval` instead.", flush=True)
@@ -315,7 +364,11 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
             trainer, heldout_dataset(train_args, config), train_args.eval_samples, heldout_sampling(train_args, config),
             train_args.eval_every, run_dir, final_samples=train_args.eval_final_samples,
             evaluate_start=train_args.eval_start, reward_config=train_args.reward_config))
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        if not config.disable_tqdm:
+            live.restore()  # log and warning printing back to normal, also when training raised
     if trainer.interrupted_by:
         from .reliability import last_complete_checkpoint
 

@@ -286,7 +286,9 @@ class _TeacherEMACallback(TrainerCallback):
 
 
 def check_tokenizer(tokenizer, dataset) -> None:
-    """A chat dataset needs a chat template; padding needs a pad token (EOS is used when there is none)."""
+    """A chat dataset needs a chat template that accepts its prompts (the first one is rendered now, so that e.g. a
+    template rejecting the system role fails here and not at the first step); padding needs a pad token (EOS is
+    used when there is none)."""
     if tokenizer is None or isinstance(tokenizer, str):
         return
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
@@ -297,6 +299,17 @@ def check_tokenizer(tokenizer, dataset) -> None:
                 "The dataset's prompts are chat messages but the tokenizer has no chat template. Use an "
                 "instruction-tuned model's tokenizer, set tokenizer.chat_template, or give plain-text prompts."
             )
+        if isinstance(prompt, list):
+            try:
+                tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+            except Exception as err:  # noqa: BLE001 -- jinja raises its own types; one line names the cause
+                roles = sorted({m.get("role") for m in prompt if isinstance(m, dict)})
+                hint = (" Drop the system prompt (dataset_options {\"system_prompt\": null}) or use a model whose "
+                        "template has a system turn." if "system" in roles else "")
+                raise ValueError(
+                    f"The tokenizer's chat template rejects the dataset's first prompt (roles {roles}): "
+                    f"{type(err).__name__}: {err}.{hint}"
+                ) from None
     if getattr(tokenizer, "pad_token", None) is None:
         if getattr(tokenizer, "eos_token", None) is None:
             raise ValueError("The tokenizer has neither a pad token nor an EOS token: set tokenizer.pad_token.")
