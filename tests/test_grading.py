@@ -276,17 +276,33 @@ def test_rg_text_tasks_use_reasoning_gym_s_scorer():
     assert grade("no answer", gold, **columns) == 0.0
 
 
-def test_the_issue_s_rg_strings_score_zero(monkeypatch):
+def test_the_issue_s_rg_strings_score_zero():
     """gold `tnemele` against `element`: reasoning-gym gives part marks (3 letters in place), never full marks."""
-    import rlrt.rewards.rg as rg
+    from reasoning_gym import get_score_answer_fn
 
     entry = {"question": "Spell element backward", "answer": "tnemele", "metadata": {"word": "element"}}
-    monkeypatch.setattr(rg, "rg_entry", lambda task, config, index: entry)
-    assert 0 < score_rg(r"\boxed{element}", "spell_backward", "{}", 0) < 1
-    assert grade(r"\boxed{element}", "tnemele", rg_task="spell_backward", rg_config="{}", rg_index=0) == 0.0
-    assert grade(r"\boxed{tnemele}", "tnemele", rg_task="spell_backward", rg_config="{}", rg_index=0) == 1.0
-    assert grade(r"\boxed{element}", "tnemele", partial_credit=True, rg_task="spell_backward", rg_config="{}",
-                 rg_index=0) == pytest.approx(3 / 7)
+
+    class OneEntry(MathVerifier):  # reasoning-gym's real scorer, on the issue's entry, without the worker
+        def score_rg(self, task, config_json, index, answer):
+            return {"score": get_score_answer_fn(task)(answer, entry), "entry_answer": entry["answer"]}
+
+    row = {"rg_task": "spell_backward", "rg_config": "{}", "rg_index": 0, "verifier": OneEntry()}
+    assert grade(r"\boxed{element}", "tnemele", **row) == 0.0
+    assert grade(r"\boxed{tnemele}", "tnemele", **row) == 1.0
+    assert grade("<answer>tnemele</answer>", "tnemele", **row) == 1.0
+    assert grade(r"\boxed{element}", "tnemele", partial_credit=True, **row) == pytest.approx(3 / 7)
+
+
+def test_a_scorer_that_evals_the_answer_is_bounded():
+    """spiral_matrix's scorer eval()s the answer: a power tower there is stopped at the item's bound, scores 0."""
+    bounded = MathVerifier(timeout_seconds=1.0)
+    row, columns = _rg_row("spiral_matrix")
+    assert grade(f"<answer>{row['answer']}</answer>", row["answer"], verifier=bounded, **columns) == 1.0
+    start = time.perf_counter()
+    assert grade("<answer>[9**9**9**9]</answer>", row["answer"], verifier=bounded, **columns) == 0.0
+    assert time.perf_counter() - start < 1.0 + MathVerifier.KILL_GRACE + 1.0
+    assert bounded.stats["timeouts"] >= 1
+    bounded.close()
 
 
 @pytest.mark.parametrize("task", ["chain_sum", "basic_arithmetic", "arc_agi", "word_ladder", "sudoku"])

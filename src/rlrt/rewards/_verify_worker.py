@@ -1,4 +1,6 @@
-"""Worker process for ``MathVerifier``: JSON lines in, JSON lines out; math-verify does all parsing here.
+"""Worker process for ``MathVerifier``: JSON lines in, JSON lines out; math-verify does all parsing here, and
+reasoning-gym's scorers run here too (``{"rg_task", "rg_config", "rg_index", "answer"}`` requests: some of them
+``eval()`` the model's answer, which must neither hang nor touch the training process).
 
 A request is ``{"gold", "text" | "pred", "timeout", "options"}``: ``text`` is the part of a completion an answer
 is read from, extracted with math-verify's own extraction (``\\boxed{}``, several boxes, "final answer is",
@@ -69,8 +71,8 @@ def normalize_text(text: str) -> str:
 _MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
 
 
-class ItemTimeout(Exception):
-    pass
+class ItemTimeout(BaseException):
+    """Not an ``Exception``: library code that catches every ``Exception`` (scorers do) must not swallow it."""
 
 
 def _on_alarm(signum, frame):
@@ -119,35 +121,63 @@ def main() -> None:
                          parsing_timeout=None)
         return parse("\\boxed{" + normalize_digit_groups(request["pred"]) + "}", targets, parsing_timeout=None)
 
+    def grade_math(request: dict, reply: dict) -> None:
+        options = request.get("options", {})
+        reply.update({"gold_ok": False, "pred_ok": False, "correct": False, "extracted": None})
+        gold = parse_gold(request["gold"])
+        reply["gold_ok"] = bool(gold)
+        if gold:
+            pred = parse_pred(request)
+            strings = [p for p in pred if isinstance(p, str)]
+            reply["extracted"] = (strings or [str(pred[0])])[0][:300] if pred else None
+            too_long = reply["extracted"] is not None and len(reply["extracted"]) > options.get(
+                "max_answer_chars", 10**9)
+            reply["pred_ok"] = bool(pred) and not too_long
+            reply["correct"] = reply["pred_ok"] and bool(verify(
+                gold, pred, float_rounding=options.get("float_rounding", 6),
+                numeric_precision=options.get("numeric_precision", 15), strict=options.get("strict", True),
+                allow_set_relation_comp=options.get("allow_set_relation_comp", False), timeout_seconds=None))
+
+    rg_datasets: dict = {}
+    rg_entries: dict = {}
+
+    def grade_rg(request: dict, reply: dict) -> None:
+        # Building the task and its entry is reasoning-gym's own code: bounded generously ("prepare_timeout").
+        # Scoring runs the task's scorer on the model's answer (some scorers eval() it): the item's bound.
+        task, config_json, index = request["rg_task"], request["rg_config"], int(request["rg_index"])
+        signal.setitimer(signal.ITIMER_REAL, float(request.get("prepare_timeout", 60.0)))
+        key = (task, config_json)
+        if key not in rg_datasets:
+            import reasoning_gym
+
+            try:
+                rg_datasets[key] = reasoning_gym.create_dataset(task, **json.loads(config_json))
+            except (KeyError, ValueError, TypeError) as err:
+                reply["build_error"] = f"{type(err).__name__}: {err}"[:300]
+                return
+        if (key, index) not in rg_entries:
+            rg_entries[(key, index)] = rg_datasets[key][index]
+        entry = rg_entries[(key, index)]
+        reply["entry_answer"] = None if entry["answer"] is None else str(entry["answer"])
+        signal.setitimer(signal.ITIMER_REAL, float(request.get("timeout", 3.0)))
+        reply["score"] = float(rg_datasets[key].score_answer(request.get("answer"), entry))
+
     signal.signal(signal.SIGALRM, _on_alarm)
     out = sys.stdout
+    sys.stdout = sys.stderr  # a library's print() must not break the protocol
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
     for line in sys.stdin:
         if not line.strip():
             continue
         request = json.loads(line)
-        options = request.get("options", {})
-        reply = {"gold_ok": False, "pred_ok": False, "correct": False, "error": None, "timeout": False,
-                 "extracted": None}
+        reply = {"error": None, "timeout": False}
         signal.setitimer(signal.ITIMER_REAL, float(request.get("timeout", 3.0)))
         try:
-            gold = parse_gold(request["gold"])
-            reply["gold_ok"] = bool(gold)
-            if gold:
-                pred = parse_pred(request)
-                strings = [p for p in pred if isinstance(p, str)]
-                reply["extracted"] = (strings or [str(pred[0])])[0][:300] if pred else None
-                too_long = reply["extracted"] is not None and len(reply["extracted"]) > options.get(
-                    "max_answer_chars", 10**9)
-                reply["pred_ok"] = bool(pred) and not too_long
-                reply["correct"] = reply["pred_ok"] and bool(verify(
-                    gold, pred, float_rounding=options.get("float_rounding", 6),
-                    numeric_precision=options.get("numeric_precision", 15), strict=options.get("strict", True),
-                    allow_set_relation_comp=options.get("allow_set_relation_comp", False), timeout_seconds=None))
+            (grade_rg if "rg_task" in request else grade_math)(request, reply)
         except ItemTimeout:
             reply["timeout"] = True
-        except Exception as exc:  # noqa: BLE001 -- any parser failure is a reply, never a dead worker
+        except Exception as exc:  # noqa: BLE001 -- any parser or scorer failure is a reply, never a dead worker
             reply["error"] = f"{type(exc).__name__}: {exc}"[:300]
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)

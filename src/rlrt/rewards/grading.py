@@ -50,7 +50,7 @@ def grade_batch(completions: Sequence, golds: Sequence, config: MathRewardConfig
     the reasoning-gym columns are graded by reasoning-gym (its raw score in ``[0, 1]`` with ``partial_credit``).
 
     ``counts`` (optional) receives ``no_answer`` (completions without a readable answer), ``rg`` and ``math``.
-    The math worker is started only when a math row is graded. Raises ``ValueError`` on mismatched lengths.
+    Raises ``ValueError`` on mismatched lengths (and as ``rlrt.rewards.rg.score_rg`` does).
     """
     config = config or MathRewardConfig()
     counts = counts if counts is not None else Counter()
@@ -61,14 +61,14 @@ def grade_batch(completions: Sequence, golds: Sequence, config: MathRewardConfig
     for i, (completion, gold) in enumerate(zip(completions, golds)):
         text = completion_text(completion)
         task = columns["rg_task"][i] if rg else None
+        verifier = verifier or verifier_for(config)
         if task:
             counts["rg"] += 1
             counts["no_answer"] += extract_rg_answer(text, config) is None
             grades.append(grade_rg(text, task, columns["rg_config"][i], columns["rg_index"][i], gold, config,
-                                   partial_credit))
+                                   partial_credit, verifier))
             continue
         counts["math"] += 1
-        verifier = verifier or verifier_for(config)
         before = verifier.stats["pred_unparseable"]
         verdict = grade_math_any(text, gold, config, verifier)
         counts["no_answer"] += verifier.stats["pred_unparseable"] > before or (
@@ -141,7 +141,8 @@ accuracy_reward.__doc__ = ("Accuracy (1.0/0.0) against the `answer` column: math
                            "reasoning-gym's own scorer for rows of an `rg:` dataset.")
 
 
-def make_reasoning_gym_reward(config: MathRewardConfig | None = None, partial_credit: bool = False):
+def make_reasoning_gym_reward(config: MathRewardConfig | None = None, partial_credit: bool = False,
+                              verifier: MathVerifier | None = None):
     """A TRL reward function for reasoning-gym rows only (raises ``ValueError`` naming the fix on other rows);
     with ``partial_credit`` it returns reasoning-gym's raw score instead of full marks / nothing."""
     config = config or MathRewardConfig()
@@ -155,7 +156,7 @@ def make_reasoning_gym_reward(config: MathRewardConfig | None = None, partial_cr
         if "answer" not in kwargs:
             raise _missing_answer_column("reasoning_gym_reward", "answer", kwargs)
         columns = {k: kwargs[k] for k in RG_COLUMNS}
-        return grade_batch(completions, kwargs["answer"], config, None, partial_credit, **columns)
+        return grade_batch(completions, kwargs["answer"], config, verifier, partial_credit, **columns)
 
     return reasoning_gym_reward
 

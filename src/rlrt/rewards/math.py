@@ -229,6 +229,7 @@ class MathVerifier:
     """
 
     STARTUP_TIMEOUT = 120.0
+    PREPARE_TIMEOUT = 60.0  # building a reasoning-gym task and entry in the worker (its own code, not the model's)
     KILL_GRACE = 0.5  # the worker interrupts itself at the bound; it is killed only this much later
 
     def __init__(self, timeout_seconds: float = 3.0):
@@ -238,6 +239,7 @@ class MathVerifier:
         self._spare: subprocess.Popen | None = None
         self._owner_pid = os.getpid()
         self._ready = False
+        self._prepared: set[tuple] = set()  # reasoning-gym entries the current worker has built
         self._lock = threading.Lock()
         # Run from the file's path, not `-m rlrt...`: importing the package would import torch (seconds). runpy
         # does not put the file's folder (which holds this `math.py`) on sys.path, where it would shadow `math`.
@@ -268,6 +270,7 @@ class MathVerifier:
         if self._proc is None or self._proc.poll() is not None:
             self._proc, self._spare = (self._spare or self._spawn()), None
             self._ready = False
+            self._prepared = set()
         if not self._ready:
             if self._readline(self._proc, self.STARTUP_TIMEOUT) is None:
                 self._kill()
@@ -306,14 +309,20 @@ class MathVerifier:
         line = proc.stdout.readline()
         return json.loads(line) if line else None
 
-    def _ask(self, request: dict) -> dict | None:
+    def _ask(self, request: dict, prepare_key: tuple | None = None) -> dict | None:
         with self._lock:
             proc = self._ready_worker()
             self.stats["worker_calls"] += 1
+            wait = self.timeout_seconds + self.KILL_GRACE
+            if prepare_key is not None and prepare_key not in self._prepared:
+                wait += self.PREPARE_TIMEOUT
             try:
-                proc.stdin.write(json.dumps({**request, "timeout": self.timeout_seconds}) + "\n")
+                proc.stdin.write(json.dumps({**request, "timeout": self.timeout_seconds,
+                                             "prepare_timeout": self.PREPARE_TIMEOUT}) + "\n")
                 proc.stdin.flush()
-                reply = self._readline(proc, self.timeout_seconds + self.KILL_GRACE)
+                reply = self._readline(proc, wait)
+                if reply is not None and prepare_key is not None and "entry_answer" in reply:
+                    self._prepared.add(prepare_key)
             except (BrokenPipeError, OSError, ValueError):
                 reply = None
             if reply is not None and reply.get("timeout"):
@@ -325,6 +334,24 @@ class MathVerifier:
                 # After a timeout keep a warm spare, so the next item does not wait for a start-up.
                 self._spare = self._spare or self._spawn()
             return reply
+
+    def score_rg(self, task: str, config_json: str, index: int, answer: str | None) -> dict:
+        """reasoning-gym's score of ``answer`` for a row's entry, computed in the worker (see ``rlrt.rewards.rg``).
+
+        Returns ``{"score": float, "entry_answer": str | None}``; ``score`` is 0.0 when the scorer fails or
+        exceeds the time bound. Raises ``ValueError`` when reasoning-gym cannot build the task.
+        """
+        request = {"rg_task": task, "rg_config": config_json, "rg_index": int(index), "answer": answer}
+        reply = self._ask(request, prepare_key=(task, config_json, int(index)))
+        if reply is not None and reply.get("build_error"):
+            raise ValueError(f"reasoning-gym cannot rebuild task {task!r} with {config_json} to score it: "
+                             f"{reply['build_error']}. The rg_task/rg_config columns must come from "
+                             "rlrt.data.load_reasoning_gym.")
+        if reply is not None and reply.get("error"):
+            self.stats["errors"] += 1
+        if reply is None or "score" not in reply:  # timed out, or the scorer failed on this answer
+            return {"score": 0.0, "entry_answer": (reply or {}).get("entry_answer")}
+        return {"score": reply["score"], "entry_answer": reply.get("entry_answer")}
 
     def _verdict(self, reply: dict | None) -> bool | None:
         if reply is None or reply.get("timeout"):
