@@ -209,8 +209,8 @@ def test_plan_gives_every_arm_of_a_seed_the_same_seed_and_held_out_set(tmp_path)
         assert run.flags["seed"] == run.seed and run.flags["eval_dataset_seed"] == 0
         assert run.flags["max_steps"] == 5 and run.flags["eval_start"] is False
         assert run.flags["output_dir"] == str(tmp_path / run.name)
-    assert flags_to_argv({"a": 1, "b": [2, "x"], "c": False, "d": None}) == \
-        ["--a", "1", "--b", "2", "x", "--c", "false"]
+    assert flags_to_argv({"a": 1, "b": [2, "x"], "c": False, "d": None, "e": {"steps": 3}}) == \
+        ["--a", "1", "--b", "2", "x", "--c", "false", "--e", '{"steps": 3}']
     with pytest.raises(ValueError, match="--seeds"):
         plan_runs(CompareArguments(train=["seed=3"], output_dir=str(tmp_path)))
 
@@ -225,7 +225,7 @@ arms:
   grpo_ent: {{shaping: grpo, entropy_coef: 0.01}}
   rlrt_all: {{max_steps: 9, seeds: [0]}}
 seeds: [0, 1]
-train: {{max_steps: 3, eval_limit: 8, eval_final_samples: 16}}
+train: {{max_steps: 3, eval_limit: 8, eval_final_samples: 16, dataset_options: {{steps: 3}}}}
 strata_edges: [0.3, 0.6]
 output_dir: {tmp_path / "cmp"}
 """)
@@ -237,6 +237,10 @@ output_dir: {tmp_path / "cmp"}
     assert flags["rlrt_all-s0"]["max_steps"] == 9 and flags["rlrt_all-s0"]["shaping"] == "rlrt_all"
     assert flags["grpo-s0"]["eval_final_samples"] == 16 and args.reference == "grpo_ent"
     assert args.strata_edges == [0.3, 0.6]
+    from rlrt.compare import parse_train_flags
+
+    train_args, config = parse_train_flags(flags["rlrt_all-s0"], "rlrt_all-s0")
+    assert json.loads(train_args.dataset_options) == {"steps": 3} and config.max_steps == 9 and config.seed == 0
     # Every run's flags are checked by rlrt train's own parser before anything runs.
     assert main(["compare", "--config", str(config), "--only", "rlrt-s0"]) == 2
     assert "not a run of this comparison" in capsys.readouterr().err

@@ -219,15 +219,24 @@ def plan_runs(args: CompareArguments) -> list[PlannedRun]:
     return plan
 
 
+def _flag_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):  # dataset_options, reward_options, sdpo_options: JSON on the command line
+        return json.dumps(value)
+    return str(value)
+
+
 def flags_to_argv(flags: dict[str, Any]) -> list[str]:
-    """``{"max_steps": 60, "reward_funcs": ["a", "b"], "bf16": False}`` -> ``--max_steps 60 --reward_funcs a b
-    --bf16 false`` (``None`` values are left out: the flag's default applies)."""
+    """``{"max_steps": 60, "reward_funcs": ["a", "b"], "bf16": False, "dataset_options": {"steps": 3}}`` ->
+    ``--max_steps 60 --reward_funcs a b --bf16 false --dataset_options '{"steps": 3}'`` (``None`` values are left
+    out: the flag's default applies)."""
     argv = []
     for key, value in flags.items():
         if value is None:
             continue
         values = value if isinstance(value, (list, tuple)) else [value]
-        argv += [f"--{key}", *(str(v).lower() if isinstance(v, bool) else str(v) for v in values)]
+        argv += [f"--{key}", *(_flag_text(v) for v in values)]
     return argv
 
 
@@ -236,11 +245,10 @@ def parse_train_flags(flags: dict[str, Any], where: str):
     naming the run when a flag is unknown or invalid (before any run starts)."""
     from trl import TrlParser
 
-    from .config import CPU_RUN_DEFAULTS, RLRTConfig
-    from .run import TrainArguments
+    from .run import COMMAND_ARGUMENTS, COMMAND_DEFAULTS
 
-    parser = TrlParser((TrainArguments, RLRTConfig), prog=f"rlrt train ({where})")
-    parser.set_defaults(**CPU_RUN_DEFAULTS)
+    parser = TrlParser(COMMAND_ARGUMENTS, prog=f"rlrt train ({where})")
+    parser.set_defaults(**COMMAND_DEFAULTS)
     try:
         train_args, config = parser.parse_args_and_config(flags_to_argv(flags))
     except SystemExit as stop:  # argparse has printed what is wrong
