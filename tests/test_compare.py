@@ -239,8 +239,9 @@ output_dir: {tmp_path / "cmp"}
     assert args.strata_edges == [0.3, 0.6]
     from rlrt.compare import parse_train_flags
 
-    train_args, config = parse_train_flags(flags["rlrt_all-s0"], "rlrt_all-s0")
-    assert json.loads(train_args.dataset_options) == {"steps": 3} and config.max_steps == 9 and config.seed == 0
+    train_args, rlrt_config = parse_train_flags(flags["rlrt_all-s0"], "rlrt_all-s0")
+    assert json.loads(train_args.dataset_options) == {"steps": 3}
+    assert rlrt_config.max_steps == 9 and rlrt_config.seed == 0
     # Every run's flags are checked by rlrt train's own parser before anything runs.
     assert main(["compare", "--config", str(config), "--only", "rlrt-s0"]) == 2
     assert "not a run of this comparison" in capsys.readouterr().err
