@@ -583,3 +583,94 @@ def test_live_lines_warnings_and_logs_go_above_the_progress_bar(monkeypatch):
         shown = line[line.rfind("\r", 0, start) + 1 :]  # what a terminal shows after the bar was cleared
         assert "it/s" not in shown and "%|" not in shown, repr(line)
     assert __import__("warnings").showwarning.__name__ != "_warning_above_bar"  # restored after training
+
+
+# ----------------------------------------------------------------------------- names: the closest valid one
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: __import__("rlrt").RLRTConfig(output_dir="x", shaping="rlrt_al"), "(did you mean 'rlrt_all'?)"),
+        (lambda: __import__("rlrt").RLRTConfig(output_dir="x", teacher_weights="emaa"), "(did you mean 'ema'?)"),
+        (lambda: __import__("rlrt").RLRTConfig(output_dir="x", loss_type="dapoo"), "(did you mean 'dapo'?)"),
+        (lambda: load_task("additon"), "(did you mean 'addition'?)"),
+        (lambda: load_task("rg:chain_summ"), "(did you mean 'chain_sum'?)"),
+        (lambda: __import__("rlrt.run").run.load_reward_funcs(["acuracy"]), "(did you mean 'accuracy'?)"),
+    ],
+)
+def test_misspelled_names_suggest_the_closest_valid_one(call, message):
+    with pytest.raises(ValueError) as caught:
+        call()
+    assert message in str(caught.value)
+
+
+def test_misspelled_local_file_option(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"problem": "a?", "answer": "1"}\n')
+    with pytest.raises(ValueError, match=r"unknown dataset option 'question_colum' \(did you mean 'question_column'\?\)"):
+        load_task(str(path), question_colum="problem")
+
+
+def test_reward_file_with_an_error_is_one_line_naming_it(tmp_path):
+    from rlrt.run import load_reward_funcs
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(completions, **kw):\n    return [1.0 for c in completions\n")
+    with pytest.raises(ValueError, match=r"broken\.py line \d+ has a syntax error"):
+        load_reward_funcs([f"{broken}:f"])
+    failing = tmp_path / "failing.py"
+    failing.write_text("import no_such_module_h14\n")
+    with pytest.raises(ValueError, match=r"importing .*failing\.py line 1 failed: ModuleNotFoundError"):
+        load_reward_funcs([f"{failing}:f"])
+    typo = tmp_path / "typo.py"
+    typo.write_text("def parity(completions, **kw):\n    return [1.0] * len(completions)\n")
+    with pytest.raises(ValueError, match=r"has no function 'pariti' \(did you mean 'parity'\?\)"):
+        load_reward_funcs([f"{typo}:pariti"])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [(dict(top_p=0.0), "top_p must lie in"), (dict(top_p=1.5), "top_p must lie in"), (dict(beta=-0.1), "beta must"),
+     (dict(epsilon=-0.2), "epsilon must"), (dict(top_k=-1), "top_k must"), (dict(num_iterations=0), "num_iterations")],
+)
+def test_nonsense_sampling_and_loss_values_are_refused(overrides, message):
+    from rlrt import RLRTConfig
+
+    with pytest.raises(ValueError, match=message):
+        RLRTConfig(output_dir="unused", **overrides)
+
+
+def test_numpy_rewards_are_numbers_and_their_non_finite_values_are_refused():
+    from collections import Counter
+
+    import numpy as np
+
+    from rlrt.reliability import RewardFunctionError, guard_reward_function
+
+    ok = guard_reward_function(lambda prompts, completions, **kw: [np.float32(0.5), np.float64(1.0)], "skip", Counter())
+    assert ok(prompts=["p"] * 2, completions=["c"] * 2) == [0.5, 1.0]
+    bad = guard_reward_function(lambda prompts, completions, **kw: [np.float32("inf"), 0.0], "skip", Counter())
+    with pytest.raises(RewardFunctionError, match="returned inf for sample 0"):
+        bad(prompts=["p"] * 2, completions=["c"] * 2)
+
+
+def test_ctrl_c_in_any_command_is_one_line(tmp_path, monkeypatch, capsys):
+    import rlrt.analysis.report as report
+    from rlrt.cli import main
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "run_report", interrupted)
+    assert main(["report", "--runs", "x", "--output_dir", str(tmp_path / "r")]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "rlrt report: interrupted" in err
+
+
+def test_refused_input_leaves_no_empty_output_folder(tmp_path, capsys):
+    from rlrt.cli import main
+
+    out = tmp_path / "new" / "report"
+    assert main(["report", "--runs", str(tmp_path / "not-a-run"), "--output_dir", str(out)]) == 2
+    assert "not a run folder" in _error_line(capsys, "report") and not out.exists()

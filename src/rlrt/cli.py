@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
 
 from .io import ensure_output_dir
+from .text import did_you_mean
 
 # Every command lives in its own module, imported only when it runs. The module defines
 #   COMMAND_ARGUMENTS   the argument dataclasses, parsed together (flags, or YAML keys with --config);
@@ -40,26 +40,34 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip())
         print("\ncommands: " + ", ".join(COMMANDS) + "   (rlrt COMMAND --help for its options)")
         if argv and argv[0] not in ("-h", "--help"):
-            print(f"\nerror: unknown command {argv[0]!r}{closest(argv[0], COMMANDS, quote=True)}", file=sys.stderr)
+            print(f"\nerror: unknown command {argv[0]!r}{did_you_mean(argv[0], COMMANDS)}", file=sys.stderr)
             return 2
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     name = argv[0]
     from .reliability import NonFiniteStepError, RewardFunctionError
 
+    created = []
     try:
         parsed, run = parse_command(name, argv[1:])
         for arguments in parsed:
             output_dir = getattr(arguments, "output_dir", None)
             if output_dir and output_dir != "auto":  # fail now, not after an hour of work
+                created += [] if os.path.exists(output_dir) else [output_dir]
                 ensure_output_dir(output_dir)
         return run(*parsed) or 0
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"rlrt {name}: error: {err}", file=sys.stderr)
+        for folder in created:  # refused input leaves no empty output folder behind
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
         return 2
     except (RewardFunctionError, NonFiniteStepError, OSError) as err:  # stopped while working; checkpoints intact
         print(f"rlrt {name}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a command without its own graceful stop: one line, not a traceback
+        print(f"\nrlrt {name}: interrupted (Ctrl-C); results not yet written are lost.", file=sys.stderr)
+        return 130
 
 
 def parse_command(name: str, argv: list[str]):
@@ -75,22 +83,14 @@ def parse_command(name: str, argv: list[str]):
     *parsed, from_config, from_flags = parser.parse_args_and_config(
         argv, return_remaining_strings=True, separate_remaining_strings=True)
     known = [a.dest for a in parser._actions if a.dest != "help"]
-    unknown = [f"unknown flag {s.split('=')[0]}{closest(s.split('=')[0].lstrip('-'), known, '--')}"
+    unknown = [f"unknown flag {s.split('=')[0]}{did_you_mean(s.split('=')[0].lstrip('-'), known, '--', quote=False)}"
                for s in from_flags if s.startswith("-")]
-    unknown += [f"unknown key {s[2:]!r} in {config_file}{closest(s[2:], known, quote=True)}"
+    unknown += [f"unknown key {s[2:]!r} in {config_file}{did_you_mean(s[2:], known)}"
                 for s in from_config[::2]]
     if unknown or from_flags:
         stray = [s for s in from_flags if not s.startswith("-")]
         raise ValueError("; ".join(unknown) or f"unexpected arguments {stray} (every option is a --flag VALUE pair)")
     return tuple(parsed), getattr(module, f"run_{name}")
-
-
-def closest(word: str, choices, prefix: str = "", quote: bool = False) -> str:
-    """`` (did you mean --x?)`` for the choice closest to ``word`` (difflib), or ``""`` when none is close."""
-    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    if not match:
-        return ""
-    return f" (did you mean {match[0]!r}?)" if quote else f" (did you mean {prefix}{match[0]}?)"
 
 
 def _check_config_file(argv: list[str]) -> str | None:

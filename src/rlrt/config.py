@@ -11,6 +11,7 @@ from trl import GRPOConfig
 
 from .algorithms.shaping import LOG_RATIO_CLAMP, VARIANTS, get_variant
 from .models import cpu_supports_bf16
+from .text import did_you_mean
 from .teacher import DEFAULT_TEACHER_TEMPLATE
 
 # Library warnings known to be harmless here, filtered by category and message (never all warnings): transformers 5
@@ -29,6 +30,8 @@ def filter_known_warnings() -> None:
 
 filter_known_warnings()
 
+# The loss types TRL 1.16's GRPOTrainer computes (checked here: TRL itself only fails at the first step).
+TRL_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo", "cispo", "sapo", "vespo")
 TEACHER_CONTEXTS = ("sibling", "reference", "answer")
 TEACHER_WEIGHTS = ("live", "frozen", "ema")
 STUDENT_LOGPS = ("rollout", "current")
@@ -245,7 +248,8 @@ class RLRTConfig(GRPOConfig):
             self._check_sdpo()
             return
         if self.shaping not in VARIANTS:
-            raise ValueError(f"Unknown shaping mode {self.shaping!r}; choose one of {list(SHAPINGS)}.")
+            raise ValueError(f"Unknown shaping mode {self.shaping!r}{did_you_mean(self.shaping, SHAPINGS)}; choose one of "
+                             f"{list(SHAPINGS)}.")
         if self.sdpo_options:
             raise ValueError(f"sdpo_options only applies to shaping='sdpo', not {self.shaping!r}: remove it.")
         variant = get_variant(self.shaping)
@@ -402,6 +406,15 @@ def _check_counts(config: RLRTConfig) -> None:
         )
     if config.learning_rate < 0:
         raise ValueError(f"learning_rate must be >= 0; got {config.learning_rate}.")
+    if not 0 < config.top_p <= 1:
+        raise ValueError(f"top_p must lie in (0, 1]; got {config.top_p}.")
+    for name in ("epsilon", "epsilon_high", "beta", "top_k"):
+        value = getattr(config, name, None)
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0; got {value}.")
+    if config.num_iterations < 1:
+        raise ValueError(f"num_iterations must be >= 1; got {config.num_iterations}.")
+    _check_choice("loss_type", config.loss_type, TRL_LOSS_TYPES)
     if str(getattr(config.save_strategy, "value", config.save_strategy)) == "steps" and not config.save_steps > 0:
         raise ValueError(f"save_steps must be > 0 with save_strategy='steps'; got {config.save_steps}.")
 
@@ -432,4 +445,4 @@ def _batch_message(config: RLRTConfig, user_set: dict) -> str:
 
 def _check_choice(name: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(f"{name}={value!r} is not valid; choose one of {list(choices)}.")
+        raise ValueError(f"{name}={value!r} is not valid{did_you_mean(value, choices)}; choose one of {list(choices)}.")

@@ -11,6 +11,7 @@ import functools
 import inspect
 import logging
 import math
+import numbers
 import os
 import shutil
 import signal
@@ -92,11 +93,11 @@ def _check_values(name: str, values, expected: int) -> None:
             "completion."
         )
     for index, value in enumerate(values):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise RewardFunctionError(
                 f"Reward function {name!r} returned a {type(value).__name__} ({value!r}); rewards must be floats or None."
             )
-        if value is not None and not math.isfinite(value):
+        if value is not None and not math.isfinite(float(value)):
             raise RewardFunctionError(
                 f"Reward function {name!r} returned {value} for sample {index}; rewards must be finite (a non-finite "
                 "reward zeroes its group's advantages). Return None where the reward does not apply."

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from .data.registry import split_spec
 from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
 from .io import ensure_output_dir, read_jsonl
 from .models import DEFAULT_MODEL
+from .text import did_you_mean
 
 BUILTIN_REWARDS = ("accuracy", "format", "reasoning_gym")
 
@@ -161,20 +163,41 @@ def load_reward_funcs(names: list[str], dataset: str | None = None, reward_confi
                 path = Path(target)
                 if not path.is_file():
                     raise FileNotFoundError(f"Reward file {path} does not exist (from --reward_funcs {name}).")
-                spec = importlib.util.spec_from_file_location(f"rlrt_user_reward_{path.stem}", path)
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
+                module = _import_reward_module(name, target, path)
             else:
-                module = importlib.import_module(target)
+                module = _import_reward_module(name, target)
             if not callable(getattr(module, attr, None)):
-                raise ValueError(f"{target} has no function {attr!r} (from --reward_funcs {name}).")
+                functions = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+                raise ValueError(f"{target} has no function {attr!r}{did_you_mean(attr, functions)} "
+                                 f"(from --reward_funcs {name}).")
             funcs.append(getattr(module, attr))
         else:
             raise ValueError(
-                f"Unknown reward function {name!r}: use one of {list(BUILTIN_REWARDS)}, 'file.py:function' or "
+                f"Unknown reward function {name!r}{did_you_mean(name, BUILTIN_REWARDS)}: use one of "
+                f"{list(BUILTIN_REWARDS)}, 'file.py:function' or "
                 "'module:function'."
             )
     return funcs
+
+
+def _import_reward_module(name: str, target: str, path: Path | None = None):
+    """The module of a ``--reward_funcs`` entry; an error in it (syntax, a failing import) becomes one line naming
+    the file or module, the line where Python saw it, and the error."""
+    try:
+        if path is None:
+            return importlib.import_module(target)
+        spec = importlib.util.spec_from_file_location(f"rlrt_user_reward_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    except SyntaxError as err:
+        raise ValueError(f"{err.filename or target} line {err.lineno} has a syntax error ({err.msg}); fix it "
+                         f"(from --reward_funcs {name}).") from None
+    except Exception as err:  # noqa: BLE001 -- user code; any failure to import it gets one line
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if path is None or f.filename == str(path)]
+        where = f" line {frames[-1].lineno}" if frames and path is not None else ""
+        raise ValueError(f"importing {target}{where} failed: {type(err).__name__}: {err} "
+                         f"(from --reward_funcs {name}).") from None
 
 
 class TrainingInterrupted(RuntimeError):

@@ -15,6 +15,7 @@ compares with a float64 per-token loop).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 import torch
@@ -58,7 +59,9 @@ def get_variant(mode: str) -> ShapingVariant:
     try:
         return VARIANTS[mode]
     except KeyError:
-        raise ValueError(f"Unknown shaping mode {mode!r}; choose one of {sorted(VARIANTS)}.") from None
+        close = difflib.get_close_matches(str(mode), list(VARIANTS), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"Unknown shaping mode {mode!r}{hint}; choose one of {sorted(VARIANTS)}.") from None
 
 
 def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:

@@ -18,6 +18,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from ..text import did_you_mean
 from .formatting import PromptFormat, format_prompt
 
 logger = logging.getLogger(__name__)
@@ -298,7 +299,10 @@ def load_reasoning_gym(
     try:
         generator = reasoning_gym.create_dataset(task, size=size, seed=seed, **params)
     except (KeyError, ValueError, TypeError) as err:
-        raise ValueError(f"reasoning-gym could not build task {task!r} with {params}: {err}") from None
+        from reasoning_gym.factory import DATASETS
+
+        hint = did_you_mean(task, DATASETS) if task not in DATASETS else ""
+        raise ValueError(f"reasoning-gym could not build task {task!r}{hint} with {params}: {err}") from None
     config = json.dumps({"size": size, "seed": seed, **params}, sort_keys=True)
     records = [
         {

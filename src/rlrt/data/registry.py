@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
+from ..text import did_you_mean
 from .chain import CHAIN_TASK, chain_task
 from .formatting import PromptFormat
 from .loaders import HUB_PRESETS, LOCAL_FORMATS, load_hub, load_local, load_reasoning_gym
 from .tasks import DEFAULT_TASK, addition_task
 
 SPLITS = ("train", "test")
+FORMAT_OPTIONS = ("instruction", "system_prompt", "chat")
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -53,7 +56,7 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
     ``instruction``, ``system_prompt`` and ``chat`` in ``options`` set the ``PromptFormat`` (not for the built-in
     tasks, whose format is fixed).
     """
-    format_keys = {k: options.pop(k) for k in ("instruction", "system_prompt", "chat") if k in options}
+    format_keys = {k: options.pop(k) for k in FORMAT_OPTIONS if k in options}
     fmt = PromptFormat(**format_keys) if format_keys else None
     if spec in HUB_PRESETS:
         _no_options(spec, options, "a hub preset")
@@ -76,9 +79,15 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
                 f"{spec} is a local file, which has no {split!r} split: drop ':{split}' and keep each split in its "
                 "own file."
             )
+        allowed = [p for p in inspect.signature(load_local).parameters if p not in ("path", "fmt", "limit")]
+        for key in options:
+            if key not in allowed:
+                raise ValueError(f"unknown dataset option {key!r}{did_you_mean(key, allowed)} for a local file; "
+                                 f"its options are {allowed} and the prompt format's {list(FORMAT_OPTIONS)}.")
         return load_local(spec, limit=limit, fmt=fmt, **options)
+    known = [DEFAULT_TASK, "default", CHAIN_TASK, *HUB_PRESETS]
     raise ValueError(
-        f"Unknown dataset {spec!r}. Use 'addition' or 'chain' (built-in), 'rg:<reasoning-gym task>' "
+        f"Unknown dataset {spec!r}{did_you_mean(spec, known)}. Use 'addition' or 'chain' (built-in), 'rg:<reasoning-gym task>' "
         f"(e.g. rg:chain_sum), a hub preset {sorted(HUB_PRESETS)}, or a path to a .jsonl/.parquet/.csv file."
     )
 
