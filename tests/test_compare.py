@@ -211,6 +211,12 @@ def test_plan_gives_every_arm_of_a_seed_the_same_seed_and_held_out_set(tmp_path)
         assert run.flags["output_dir"] == str(tmp_path / run.name)
     assert flags_to_argv({"a": 1, "b": [2, "x"], "c": False, "d": None, "e": {"steps": 3}}) == \
         ["--a", "1", "--b", "2", "x", "--c", "false", "--e", '{"steps": 3}']
+    from rlrt.compare import plan_settings
+
+    settings = plan_settings(args, plan)
+    assert settings["arms"] == {"grpo": {"shaping": "grpo"}, "rlrt": {"shaping": "rlrt"},
+                                "long_all": {"shaping": "rlrt_all"}}
+    assert settings["shared"]["max_steps"] == 5 and "seed" not in settings["shared"] and settings["seeds"] == [0, 1]
     with pytest.raises(ValueError, match="--seeds"):
         plan_runs(CompareArguments(train=["seed=3"], output_dir=str(tmp_path)))
 

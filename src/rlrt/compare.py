@@ -397,6 +397,7 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
                                 args.bootstrap_seed)
     result = summarize_comparison(runs, start, arm_names, args.reference, args.strata_edges, bootstrap)
     result["runs"] = {"planned": [r.name for r in plan], "finished": [r.name for r in done]}
+    result["settings"] = plan_settings(args, plan)
     (out / "compare.json").write_text(json.dumps(result, indent=1))
     curves = plot_pass_curves(result, out / "pass_at_k.png")
     paths = write_run_report(ReportArguments(
@@ -409,6 +410,16 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
         f"# rlrt compare ({len(done)}/{len(plan)} runs finished)\n\n{start_note}{markdown_comparison(result)}\n"
         f"{images}\n## Training dynamics (rlrt report)\n\n" + paths["report"].read_text().split("\n", 2)[-1])
     return result
+
+
+def plan_settings(args: CompareArguments, plan: list[PlannedRun]) -> dict[str, Any]:
+    """``{"shared": flags every run has (seed and folder aside), "arms": {arm: its own flags}}`` for the report."""
+    per_run = [{k: v for k, v in r.flags.items() if k not in ("seed", "output_dir")} for r in plan]
+    shared = {k: v for k, v in per_run[0].items() if all(k in f and f[k] == v for f in per_run)}
+    arms = {}
+    for run, flags in zip(plan, per_run):
+        arms.setdefault(run.arm, {k: v for k, v in flags.items() if k not in shared})
+    return {"shared": shared, "arms": arms, "seeds": sorted({r.seed for r in plan})}
 
 
 # ---- Entry points ---------------------------------------------------------------------------------------------

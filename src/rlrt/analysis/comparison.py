@@ -271,7 +271,8 @@ def markdown_comparison(result: dict[str, Any]) -> str:
     arms, start, metrics = result["arms"], result["start"], result["metrics"]
     pass_metric = next((m for m in metrics if m.startswith("pass@")), None)
     boot = result["bootstrap"]
-    lines = [f"Held-out problems: {result['problems']}. Scores in % (mean over seeds); intervals are "
+    lines = settings_lines(result.get("settings"))
+    lines += [f"Held-out problems: {result['problems']}. Scores in % (mean over seeds); intervals are "
              f"{100 * boot['confidence']:g} % {boot['method']} intervals of `scipy.stats.bootstrap` "
              f"({boot['resamples']} resamples, seed {boot['seed']}), resampling seeds and problems independently "
              "(two-way cluster bootstrap).", ""]
@@ -317,19 +318,31 @@ def markdown_comparison(result: dict[str, Any]) -> str:
                 lines.append(f"| {name} | {step} | " + " | ".join(_pct(point["strata"].get(label))
                                                                    for label in labels) + " |")
         if result["paired"]:
-            lines += ["", f"Paired difference to {result['reference']} per stratum (avg after start), and the "
-                      "difference of differences (gain in a lower stratum minus gain in the top one):", "",
-                      "| arm | " + " | ".join(labels) + " | contrasts |", "|---|" + "---|" * (len(labels) + 1)]
+            lines += ["", f"Paired difference to {result['reference']} per stratum [95 % CI], and the difference of "
+                      "differences (gain in a lower stratum minus gain in the top one):", "",
+                      "| arm | metric | " + " | ".join(labels) + " | contrasts |",
+                      "|---|---|" + "---|" * (len(labels) + 1)]
             for name, paired in result["paired"].items():
-                stat = paired.get("avg_after_start")
-                if not stat:
-                    continue
-                contrasts = "; ".join(f"{k}: {_ci(v)}" for k, v in stat["contrasts"].items())
-                lines.append(f"| {name} | " + " | ".join(_ci(stat["strata"].get(label)) for label in labels)
-                             + f" | {contrasts or '—'} |")
+                for metric, stat in paired.items():
+                    if not stat:
+                        continue
+                    contrasts = "; ".join(f"{k}: {_ci(v)}" for k, v in stat["contrasts"].items())
+                    lines.append(f"| {name} | {metric} | "
+                                 + " | ".join(_ci(stat["strata"].get(label)) for label in labels)
+                                 + f" | {contrasts or '—'} |")
         lines.append("")
     lines += exploration_table(result)
     return "\n".join(lines) + "\n"
+
+
+def settings_lines(settings: dict[str, Any] | None) -> list[str]:
+    """The shared ``rlrt train`` flags and each arm's own, as two lines of Markdown."""
+    if not settings:
+        return []
+    shared = ", ".join(f"{k}={v}" for k, v in settings["shared"].items())
+    arms = "; ".join(f"**{name}**: " + (", ".join(f"{k}={v}" for k, v in flags.items()) or "—")
+                     for name, flags in settings["arms"].items())
+    return [f"Shared train flags: {shared}.", "", f"Arms: {arms}.", ""]
 
 
 def exploration_table(result: dict[str, Any]) -> list[str]:
