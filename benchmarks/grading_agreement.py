@@ -14,7 +14,8 @@ sets, equations, fractions against decimals, no answer), about half of them wron
 * ``trl_dollar_gold`` -- the same with a bare gold wrapped in ``$...$`` (TRL parses its solution as text).
 
 A ``None`` grade (gold unparseable) counts as "not correct". Reported per grader: agreement, false positives
-(a wrong answer graded correct), false negatives, ``None`` grades, and agreement per style; then the seconds
+(a wrong answer graded correct), false negatives, ``None`` grades, and agreement per style; false positives on
+generated wrong answers (each right completion with one number of its gold changed, everywhere); then the seconds
 rlrt needs to grade ``--batch`` completions in one batched call (warm worker), the slowest single item, and
 the worker's timeouts.
 """
@@ -116,6 +117,20 @@ def score(name, grades, cases) -> dict:
     }
 
 
+def mutated_wrong_answers(cases) -> tuple[list[str], list[str]]:
+    """Each right completion with one number of its gold answer changed (everywhere in it): all wrong."""
+    import re
+
+    golds, completions = [], []
+    for _, gold, completion, expected in cases:
+        for number in sorted(set(re.findall(r"\d+", gold))) if expected else ():
+            changed = re.sub(rf"(?<!\d){number}(?!\d)", str(int(number) + 1), completion)
+            if changed != completion:
+                golds.append(gold)
+                completions.append(changed)
+    return golds, completions
+
+
 def timing(cases, batch: int) -> dict:
     from rlrt.rewards import MathRewardConfig, MathVerifier, grade, grade_batch
 
@@ -161,16 +176,21 @@ def main(argv=None) -> int:
     graders["trl"] = trl_grader(dollar_gold=False)
     graders["trl_dollar_gold"] = trl_grader(dollar_gold=True)
     results = [score(name, grade(golds, completions), cases) for name, grade in graders.items()]
+    mutated_golds, mutated = mutated_wrong_answers(cases)
+    for result, grade in zip(results, graders.values()):
+        grades = grade(mutated_golds, mutated)
+        result["mutated_wrong_answers"] = len(mutated)
+        result["mutated_false_positives"] = sum(g is not None and g >= 1.0 for g in grades)
     counts = Counter(expected for *_, expected in cases)
     payload = {"cases": len(cases), "correct_cases": counts[1], "wrong_cases": counts[0],
                "graders": results, "timing": timing(cases, args.batch)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     print(f"{len(cases)} cases ({counts[0]} wrong answers)")
-    print(f"{'grader':<16} {'agreement':>9} {'false pos':>9} {'false neg':>9} {'None':>5}")
+    print(f"{'grader':<16} {'agreement':>9} {'false pos':>9} {'false neg':>9} {'None':>5} {'mutated FP':>10}")
     for r in results:
         print(f"{r['grader']:<16} {100 * r['agreement']:>8.1f}% {r['false_positives']:>9} {r['false_negatives']:>9} "
-              f"{r['none_grades']:>5}")
+              f"{r['none_grades']:>5} {r['mutated_false_positives']:>4}/{r['mutated_wrong_answers']}")
     print("timing:", json.dumps(payload["timing"]))
     return 0
 

@@ -349,3 +349,42 @@ def test_reward_choice_for_rg_datasets(capsys):
     assert load_reward_funcs(["reasoning_gym"], "rg:spell_backward") == [reasoning_gym_reward]
     with pytest.raises(ValueError, match="Use --reward_funcs accuracy"):
         load_reward_funcs(["reasoning_gym"], "addition")
+
+
+# ------------------------------------------------------------------- the labelled collection of the benchmark
+
+
+def _labelled_cases():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "grading_cases.py"
+    spec = importlib.util.spec_from_file_location("grading_cases", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.CASES
+
+
+def test_the_labelled_collection_is_graded_as_labelled(verifier):
+    """benchmarks/grading_agreement.py's claim: every hand-labelled case, right and wrong, gets its label."""
+    cases = _labelled_cases()
+    grades = grade_batch([c[2] for c in cases], [c[1] for c in cases], verifier=verifier)
+    assert [(c[1], c[2]) for c, g in zip(cases, grades) if g != c[3]] == []
+    assert sum(c[3] == 0 for c in cases) >= len(cases) // 3
+
+
+def test_changing_the_answer_of_a_right_completion_makes_it_wrong(verifier):
+    """No false positive on wrong answers in every style: each right completion of the collection with one number
+    of its gold answer changed (everywhere in the completion) is graded 0."""
+    import re
+
+    golds, mutated = [], []
+    for _, gold, completion, expected in _labelled_cases():
+        for number in set(re.findall(r"\d+", gold)) if expected else ():
+            changed = re.sub(rf"(?<!\d){number}(?!\d)", str(int(number) + 1), completion)
+            if changed != completion:
+                golds.append(gold)
+                mutated.append(changed)
+    assert len(mutated) >= 60
+    grades = grade_batch(mutated, golds, verifier=verifier)
+    assert [(g, m) for g, m, grade_ in zip(golds, mutated, grades) if grade_ != 0.0] == []
