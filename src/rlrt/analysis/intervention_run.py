@@ -60,6 +60,9 @@ class InterventionArguments:
     seed: int = field(default=0, metadata={"help": "Seeds sampling, position choice and the bootstrap."})
     reward_func: str = field(default="accuracy", metadata={
         "help": "The run's reward deciding correctness: 'accuracy', 'format', or 'module:function' / 'file.py:function'."})
+    reward_options: str | None = field(default=None, metadata={
+        "help": "JSON MathRewardConfig fields for 'accuracy', as `rlrt train --reward_options` "
+                "(e.g. '{\"answer_format\": \"boxed\"}')."})
     correctness_threshold: float = field(default=config_default("correctness_threshold"),
                                          metadata={"help": "Correct when the reward >= this."})
     teacher_context: str = field(default="sibling",
@@ -151,12 +154,14 @@ def plan_rollout(kl: Sequence[float], prefix_chars: Sequence[int], text: str, nu
 # ------------------------------------------------------------------------------------------- the model side
 
 
-def load_reward_function(spec: str):
-    """The reward named by ``spec``: a built-in (``accuracy``, ``format``) or ``module:function`` /
-    ``file.py:function``."""
+def load_reward_function(spec: str, options: str | None = None):
+    """The reward named by ``spec``: a built-in (``accuracy``, configured by ``options``, JSON ``MathRewardConfig``
+    fields; ``format``) or ``module:function`` / ``file.py:function``."""
     from .. import rewards
 
-    builtins = {"accuracy": rewards.accuracy_reward, "format": rewards.format_reward}
+    accuracy = rewards.accuracy_reward if options is None else rewards.make_accuracy_reward(
+        rewards.MathRewardConfig.from_options(options))
+    builtins = {"accuracy": accuracy, "format": rewards.format_reward}
     if spec in builtins:
         return builtins[spec]
     target, _, attr = spec.rpartition(":")
@@ -218,7 +223,7 @@ def write_interventions(args: InterventionArguments) -> dict[str, Path]:
     from ..evaluation.sampling import SamplingConfig, sample_completion_ids, sample_continuation_ids
     from ..models import load_model, load_tokenizer, resolve_model
 
-    reward_func = load_reward_function(args.reward_func)
+    reward_func = load_reward_function(args.reward_func, args.reward_options)
     if callable(getattr(reward_func, "start", None)):
         reward_func.start()
     path = resolve_model(args.model)

@@ -223,36 +223,36 @@ def _probe(rollout: dict[str, Any], position: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- output
 
 
-def _interval(entry: dict[str, Any], key: str, percent: bool) -> str:
-    value = entry.get(key)
+def _interval(value, low, high, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+    """``value [low, high]`` scaled; ``inf`` where unbounded, ``n/a`` where undefined."""
+    def fmt(x):
+        if x is None:
+            return "n/a"
+        return "inf" if np.isinf(x) else f"{scale * x:.{digits}f}"
+
     if value is None:
         return "n/a"
-    scale, unit = (100.0, " %") if percent else (1.0, "")
-
-    def fmt(x):
-        return "inf" if x is not None and np.isinf(x) else ("n/a" if x is None else f"{scale * x:.1f}")
-
-    if entry.get("low") is None and entry.get("high") is None:
+    if low is None and high is None:
         return f"{fmt(value)}{unit}"
-    return f"{fmt(value)}{unit} [{fmt(entry['low'])}, {fmt(entry['high'])}]"
+    return f"{fmt(value)}{unit} [{fmt(low)}, {fmt(high)}]"
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
     """The flip-rate table and the rank correlations, as Markdown."""
     level = round(100 * summary.get("confidence", 0.95))
     lines = [
-        f"| rollouts | intervention | n | flip rate at top-KL | flip rate at random | ratio top/random | "
-        f"difference (points) |",
+        "| rollouts | intervention | n | flip rate at top-KL | flip rate at random | ratio top/random | "
+        "difference (points) |",
         "|---|---|---|---|---|---|---|",
     ]
     for group, arms in summary["flip_rates"].items():
-        for arm, entry in arms.items():
-            top = dict(entry["top"], value=entry["top"]["mean"])
-            rand = dict(entry["random"], value=entry["random"]["mean"])
+        for arm, e in arms.items():
+            top, rand, ratio, diff = e["top"], e["random"], e["ratio"], e["difference"]
             lines.append(
-                f"| {group} | {arm} | {entry['top']['n']} | {_interval(top, 'value', True)} | "
-                f"{_interval(rand, 'value', True)} | {_interval(entry['ratio'], 'value', False).replace('.0 ', ' ')} | "
-                f"{_interval(entry['difference'], 'value', True).replace(' %', '')} |"
+                f"| {group} | {arm} | {top['n']} | {_interval(top['mean'], top['low'], top['high'], 100, 1, ' %')} | "
+                f"{_interval(rand['mean'], rand['low'], rand['high'], 100, 1, ' %')} | "
+                f"{_interval(ratio['value'], ratio['low'], ratio['high'], 1, 2)} | "
+                f"{_interval(diff['value'], diff['low'], diff['high'], 100, 1)} |"
             )
     lines += ["", f"Brackets: {level} % percentile bootstrap interval over rollouts "
               f"({summary.get('n_resamples')} resamples).", "",
