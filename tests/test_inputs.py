@@ -222,7 +222,7 @@ def test_broken_reward_streak_stops_after_the_limit_naming_the_last_error():
     watch.update("f", failed=3, samples=8, last_error="KeyError: 'difficulty'")  # some samples fine: streak resets
     watch.update("f", failed=8, samples=8, last_error="KeyError: 'difficulty'")
     watch.update("f", failed=8, samples=8, last_error="KeyError: 'difficulty'")
-    with pytest.raises(RewardFunctionError, match=r"'f' failed on every sample of 3 consecutive.*KeyError: 'difficulty'"):
+    with pytest.raises(RewardFunctionError, match=r"'f' failed on every sample of 3 consecutive.*KeyError: 'diff"):
         watch.update("f", failed=8, samples=8, last_error="KeyError: 'difficulty'")
     BrokenRewardWatch(limit=0).update("f", failed=8, samples=8, last_error="x")  # 0 disables
 
@@ -331,6 +331,7 @@ def test_extra_column_reaches_the_reward_and_a_broken_reward_stops_the_run(tmp_p
                  "--reward_funcs", f"{rewards}:by_difficulty", "--max_steps", "1", *TINY]) == 0
     logged = [m for m in read_jsonl(run / "metrics.jsonl") if "reward" in m]
     assert logged[0]["rewards/by_difficulty/mean"] == 0.25 and logged[0]["rewards/by_difficulty/errors"] == 0
+    assert "Loading weights" not in capsys.readouterr().err  # the one progress bar of a run is the training one
 
     capsys.readouterr()
     code = main(["train", "--model", str(tiny_model_dir), "--dataset", str(data), "--output_dir", str(tmp_path / "bad"),
@@ -520,7 +521,8 @@ def test_resume_refusal_and_record_end_to_end(tmp_path, tiny_model_dir, capsys):
 
     run = tmp_path / "run"
     base = ["train", "--model", str(tiny_model_dir), "--output_dir", str(run), "--reward_funcs",
-            "rlrt.rewards:parity_reward", "--dataset_limit", "8", "--save_strategy", "steps", "--save_steps", "1", *TINY]
+            "rlrt.rewards:parity_reward", "--dataset_limit", "8", "--save_strategy", "steps", "--save_steps", "1",
+            *TINY]
     assert main([*base, "--max_steps", "1"]) == 0
     original = (run / "config.json").read_text()
     capsys.readouterr()
@@ -608,7 +610,7 @@ def test_misspelled_names_suggest_the_closest_valid_one(call, message):
 def test_misspelled_local_file_option(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"problem": "a?", "answer": "1"}\n')
-    with pytest.raises(ValueError, match=r"unknown dataset option 'question_colum' \(did you mean 'question_column'\?\)"):
+    with pytest.raises(ValueError, match=r"option 'question_colum' \(did you mean 'question_column'\?\)"):
         load_task(str(path), question_colum="problem")
 
 

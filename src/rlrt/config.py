@@ -248,8 +248,8 @@ class RLRTConfig(GRPOConfig):
             self._check_sdpo()
             return
         if self.shaping not in VARIANTS:
-            raise ValueError(f"Unknown shaping mode {self.shaping!r}{did_you_mean(self.shaping, SHAPINGS)}; choose one of "
-                             f"{list(SHAPINGS)}.")
+            hint = did_you_mean(self.shaping, SHAPINGS)
+            raise ValueError(f"Unknown shaping mode {self.shaping!r}{hint}; choose one of {list(SHAPINGS)}.")
         if self.sdpo_options:
             raise ValueError(f"sdpo_options only applies to shaping='sdpo', not {self.shaping!r}: remove it.")
         variant = get_variant(self.shaping)

@@ -95,7 +95,8 @@ def _check_values(name: str, values, expected: int) -> None:
     for index, value in enumerate(values):
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise RewardFunctionError(
-                f"Reward function {name!r} returned a {type(value).__name__} ({value!r}); rewards must be floats or None."
+                f"Reward function {name!r} returned a {type(value).__name__} ({value!r}); rewards must be floats or "
+                "None."
             )
         if value is not None and not math.isfinite(float(value)):
             raise RewardFunctionError(

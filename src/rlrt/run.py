@@ -337,7 +337,8 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     record = config_record(train_args, config, trainer_config)
     checkpoint = find_resume_checkpoint(train_args, config)
     if checkpoint is not None:  # refuse a changed shape of training before anything loads
-        reference = run_dir / "config.json" if (run_dir / "config.json").is_file() else checkpoint.parent / "config.json"
+        reference = run_dir / "config.json"
+        reference = reference if reference.is_file() else checkpoint.parent / "config.json"
         first = json.loads(reference.read_text()) if reference.is_file() else None
         changed = resume_changes(first, record, run_dir) if first is not None else {}
     model_path = resolve_model(train_args.model)
@@ -437,8 +438,17 @@ COMMAND_DEFAULTS = CPU_RUN_DEFAULTS
 
 def run_train(train_args: TrainArguments, config: RLRTConfig) -> int:
     """``rlrt train``: train into a run folder and print where it is; the exit code (130/143 after a signal)."""
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
     if config.output_dir == "auto":
         config.output_dir = os.path.join("runs", f"{config.shaping}-{time.strftime('%Y%m%d-%H%M%S')}")
+    # One progress bar on the terminal, the training one: transformers' own bars for loading and writing weights
+    # (seconds each) are off while training runs; hub downloads keep theirs.
+    bars_were_on, downloads_were_on = transformers_logging.is_progress_bar_enabled(), not are_progress_bars_disabled()
+    transformers_logging.disable_progress_bar()
+    if downloads_were_on:
+        enable_progress_bars()
     try:
         run_dir = run_training(train_args, config)
     except RunAlreadyFinished as done:
@@ -447,5 +457,8 @@ def run_train(train_args: TrainArguments, config: RLRTConfig) -> int:
     except TrainingInterrupted as stop:
         print(f"\nrlrt train: {stop}", file=sys.stderr)
         return 130 if stop.signal_name == "SIGINT" else 143
+    finally:
+        if bars_were_on:
+            transformers_logging.enable_progress_bar()
     print(f"\nrun folder: {run_dir}  (summary.md, metrics.csv, heldout.jsonl, final/)")
     return 0

@@ -87,7 +87,8 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
         return load_local(spec, limit=limit, fmt=fmt, **options)
     known = [DEFAULT_TASK, "default", CHAIN_TASK, *HUB_PRESETS]
     raise ValueError(
-        f"Unknown dataset {spec!r}{did_you_mean(spec, known)}. Use 'addition' or 'chain' (built-in), 'rg:<reasoning-gym task>' "
+        f"Unknown dataset {spec!r}{did_you_mean(spec, known)}. Use 'addition' or 'chain' (built-in), "
+        "'rg:<reasoning-gym task>' "
         f"(e.g. rg:chain_sum), a hub preset {sorted(HUB_PRESETS)}, or a path to a .jsonl/.parquet/.csv file."
     )
 
