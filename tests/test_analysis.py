@@ -54,6 +54,7 @@ def inspected(tmp_path_factory, tiny_model_dir):
     return json.loads(json_path.read_text()), html_path
 
 
+@pytest.mark.slow
 def test_inspect_json_numbers(inspected):
     payload, _ = inspected
     rollouts = payload["problems"][0]["rollouts"]
@@ -71,6 +72,7 @@ def test_inspect_json_numbers(inspected):
                 assert len(token["top_student"]) == 5 and len(token["top_teacher"]) == 5
 
 
+@pytest.mark.slow
 def test_inspect_html_is_self_contained(inspected):
     _, html_path = inspected
     page = html_path.read_text()
@@ -94,6 +96,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+@pytest.mark.slow
 def test_inspect_page_in_a_real_browser(inspected, chromium, tmp_path):
     payload, html_path = inspected
     result = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
@@ -129,6 +132,7 @@ def test_mean_std_text():
     assert mean_std([0.25, -0.125], signed=True) == "+6.2 ± 26.5" and mean_std([-0.094], signed=True) == "-9.4"
 
 
+@pytest.mark.slow
 def test_report_numbers_and_plots(tmp_path):
     _fake_run(tmp_path / "g1", "grpo", [0.2, 0.3], [(0, 0.25), (2, 0.5)])
     _fake_run(tmp_path / "g2", "grpo", [0.2, 0.5], [(0, 0.25), (2, 0.7)])
@@ -152,6 +156,7 @@ def test_report_numbers_and_plots(tmp_path):
         write_report(ReportArguments(runs=[str(tmp_path)], skip_shift=True, output_dir=str(tmp_path / "o3")))
 
 
+@pytest.mark.slow
 def test_each_variant_keeps_its_color_in_every_panel(tmp_path, monkeypatch):
     """grpo has no rlrt/* metrics: the variants after it must not change color in those panels."""
     from matplotlib.axes import Axes
@@ -177,6 +182,7 @@ def test_each_variant_keeps_its_color_in_every_panel(tmp_path, monkeypatch):
     assert len({next(iter(c)) for c in seen.values()}) == 3
 
 
+@pytest.mark.slow
 def test_candidate_shift_on_a_trained_run(tmp_path, tiny_model_dir):
     from rlrt.cli import main
 

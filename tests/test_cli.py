@@ -22,6 +22,7 @@ def parity_reward_file(tmp_path):
     return f"{path}:parity"
 
 
+@pytest.mark.slow
 def test_train_writes_a_complete_run_folder(tmp_path, tiny_model_dir, parity_reward_file):
     run = tmp_path / "run"
     code = main(["train", "--model", str(tiny_model_dir), "--max_steps", "2", "--output_dir", str(run),
@@ -42,6 +43,7 @@ def test_train_writes_a_complete_run_folder(tmp_path, tiny_model_dir, parity_rew
     assert "step" in header and "rlrt/weight_mean" in header
 
 
+@pytest.mark.slow
 def test_yaml_config_and_flag_override(tmp_path, tiny_model_dir):
     config = tmp_path / "run.yaml"
     config.write_text(f"model: {tiny_model_dir}\nshaping: grpo\nmax_steps: 1\neval_dataset: none\n"

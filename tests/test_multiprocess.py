@@ -14,6 +14,8 @@ import torch
 
 from rlrt.teacher import choose_contexts
 
+pytestmark = pytest.mark.slow  # a two-process torchrun training
+
 
 def free_port() -> int:
     import socket

@@ -68,6 +68,7 @@ def step_logs(trainer):
     return {e["step"]: {k: e[k] for k in COMPARED if k in e} for e in trainer.state.log_history if "loss" in e}
 
 
+@pytest.mark.slow
 def test_exact_resume(tmp_path, tiny_model_dir, tokenizer, dataset):
     full = make_trainer(tiny_model_dir, tokenizer, dataset, config(tmp_path / "full"))
     full.train()
@@ -121,6 +122,7 @@ def test_rotation_keeps_complete_checkpoints_and_never_deletes_before_a_new_one_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-12", "checkpoint-8"]
 
 
+@pytest.mark.slow
 def test_trainer_rotates_only_after_the_new_checkpoint_is_complete(tmp_path, tiny_model_dir, tokenizer, dataset,
                                                                    monkeypatch):
     import rlrt.reliability as reliability_module
@@ -143,6 +145,7 @@ def test_trainer_rotates_only_after_the_new_checkpoint_is_complete(tmp_path, tin
     assert saved_args.save_total_limit == 1
 
 
+@pytest.mark.slow
 def test_nonfinite_step_is_skipped_then_the_run_stops(tmp_path, tiny_model_dir, tokenizer, dataset):
     class NaNAtStep(RLRTTrainer):
         poison_steps: set[int] = set()
@@ -183,6 +186,7 @@ def flaky_reward(prompts, completions, **kwargs):
     return [float(len(c[0]["content"]) % 2) for c in completions]
 
 
+@pytest.mark.slow
 def test_reward_function_failure_skips_samples_or_stops_in_strict_mode(tmp_path, tiny_model_dir, tokenizer, dataset):
     args = config(tmp_path / "skip", save_strategy="no", max_steps=2, teacher_weights="live")
     trainer = make_trainer(tiny_model_dir, tokenizer, dataset, args, reward=flaky_reward)
@@ -230,6 +234,7 @@ def _wait_for(predicate, timeout):
     return False
 
 
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path, tiny_model_dir):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "rlrt", "train", "--model", str(tiny_model_dir), "--output_dir", str(run),

@@ -15,6 +15,7 @@ SHAPING_METRICS = ("rlrt/gated_frac", "rlrt/teacher_frac", "rlrt/weight_mean", "
                    "rlrt/teacher_seconds", "rlrt/context_frac")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shaping", ["grpo", "rlrt", "rlrt_all", "teacher_up", "rlsd"])
 def test_every_variant_trains(tmp_path, tiny_model_dir, tokenizer, dataset, shaping):
     trainer, changed, logged = train(tiny_model_dir, tokenizer, dataset, make_config(tmp_path, shaping=shaping))
@@ -30,6 +31,7 @@ def test_every_variant_trains(tmp_path, tiny_model_dir, tokenizer, dataset, shap
         assert lambdas == [0.5, pytest.approx(0.49)]  # linear decay to 0 over 50 steps
 
 
+@pytest.mark.slow
 def test_shaping_reaches_the_loss(tmp_path, tiny_model_dir, tokenizer, dataset):
     """rlrt with lam = 0 trains exactly like grpo; with lam = 0.5 it does not."""
     def final(shaping, lam):
@@ -42,6 +44,7 @@ def test_shaping_reaches_the_loss(tmp_path, tiny_model_dir, tokenizer, dataset):
     assert not torch.equal(final("rlrt", 0.5), grpo)
 
 
+@pytest.mark.slow
 def test_teacher_prompt_holds_a_sibling_never_the_row_itself(tmp_path, tiny_model_dir, tokenizer, dataset, monkeypatch):
     calls = []
     real_choose, real_tokenize = step_module.choose_contexts, step_module.tokenize_teacher_prompts
@@ -77,6 +80,7 @@ def test_teacher_prompt_holds_a_sibling_never_the_row_itself(tmp_path, tiny_mode
     assert checked > 0
 
 
+@pytest.mark.slow
 def test_lora_with_frozen_teacher(tmp_path, tiny_model_dir, tokenizer, dataset):
     from peft import LoraConfig
 
@@ -88,6 +92,7 @@ def test_lora_with_frozen_teacher(tmp_path, tiny_model_dir, tokenizer, dataset):
     assert "rlrt/weight_mean" in logged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shaping", ["rlrt_all", "rlsd"])
 def test_lora_with_live_teacher(tmp_path, tiny_model_dir, tokenizer, dataset, shaping):
     from peft import LoraConfig
@@ -99,6 +104,7 @@ def test_lora_with_live_teacher(tmp_path, tiny_model_dir, tokenizer, dataset, sh
     assert changed > 0 and "rlrt/weight_mean" in logged
 
 
+@pytest.mark.slow
 def test_ema_teacher_lags_the_policy(tmp_path, tiny_model_dir, tokenizer, dataset):
     config = make_config(tmp_path, shaping="rlrt", teacher_weights="ema", teacher_ema_rate=0.5)
     trainer, changed, _ = train(tiny_model_dir, tokenizer, dataset, config)
@@ -113,6 +119,7 @@ def test_ema_teacher_lags_the_policy(tmp_path, tiny_model_dir, tokenizer, datase
     assert (ema - policy).norm() < (start - policy).norm()
 
 
+@pytest.mark.slow
 def test_rollout_logps_with_several_iterations(tmp_path, tiny_model_dir, tokenizer, dataset):
     """num_iterations = 2 makes TRL keep old-policy log-probs, which 'rollout' then uses as log P_S."""
     for source in ("rollout", "current"):
