@@ -73,8 +73,9 @@ def scorable_problems(evaluations: Sequence[Evaluation], start: StartEvaluation 
     evaluations do not cover the same number of problems."""
     sizes = {len(e.correct) for e in evaluations} | ({len(start.correct)} if start else set())
     if len(sizes) > 1:
-        raise ValueError(f"held-out evaluations cover different numbers of problems ({sorted(sizes)}): every run "
-                         "must use the same eval_dataset, eval_limit and eval_dataset_seed.")
+        raise ValueError(f"held-out evaluations cover different numbers of problems ({sorted(sizes)}): every run, "
+                         "and the starting model's evaluation (start/results.json; delete it to redo it), must use "
+                         "the same eval_dataset, eval_limit and eval_dataset_seed.")
     n = sizes.pop() if sizes else 0
     keep = [i for i in range(n) if all(e.correct[i] is not None for e in evaluations)
             and (start is None or start.correct[i] is not None)]
