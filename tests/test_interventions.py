@@ -12,6 +12,8 @@ import pytest
 from rlrt.analysis.intervention_run import (
     InterventionArguments,
     continuation_prefixes,
+    load_reward_function,
+    make_grader,
     plan_rollout,
     probe_rollout,
     write_interventions,
@@ -187,6 +189,27 @@ def test_summarize_by_hand():
     assert summary["spearman"]["reflect"]["n"] == 3 and summary["spearman"]["reflect"]["rollouts"] == 1
     table = markdown_table(summary)
     assert "| all | resample | 3 | 83.3 %" in table and "| correct | reflect | 1 |" in table
+
+
+def test_grader_uses_the_named_reward_and_its_options(tokenizer):
+    row = {"prompt": [{"role": "user", "content": "What is 9 + 8?"}], "answer": "17"}
+    boxed = load_reward_function("accuracy", '{"answer_format": "boxed"}')
+    grade = make_grader(boxed, 1.0, tokenizer, row)
+    completions = ["9 + 8 = 17. The answer is \\boxed{17}.", "9 + 8 = 16. The answer is \\boxed{16}.", "9 + 8 = 17."]
+    ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in completions]
+    assert grade(ids) == [True, False, False]  # boxed only: no box, no answer
+    assert make_grader(boxed, 2.0, tokenizer, row)(ids[:1]) == [False]  # below the threshold
+    with pytest.raises(ValueError, match="Unknown reward"):
+        load_reward_function("acuracy")
+    with pytest.raises(ValueError, match="reward_options"):
+        load_reward_function("accuracy", '{"answer_fromat": "boxed"}')
+
+
+def test_arguments_refuse_nonsense():
+    with pytest.raises(ValueError, match="continuations"):
+        InterventionArguments(continuations=0)
+    with pytest.raises(ValueError, match="confidence"):
+        InterventionArguments(confidence=95)
 
 
 # ------------------------------------------------------------------------------------- tiny model, end to end
