@@ -10,23 +10,24 @@ positions marked). Definitions and statistics: ``rlrt.analysis.interventions``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import CPU_RUN_DEFAULTS, config_default
+from ..config import CPU_RUN_DEFAULTS, RLRTConfig, config_default
 from ..data.tasks import DEFAULT_EVAL_DATASET
 from ..models import DEFAULT_MODEL
-from ..teacher import choose_contexts, render_prompt, tokenize_teacher_prompts
+from ..step import choose_teacher_rows, teacher_prompt_ids
+from ..teacher import render_prompt
 from .asymmetry import token_asymmetry
 from .html import render_inspect_html
+from .inspect_run import build_rollouts
 from .interventions import (
     ARMS,
     choose_positions,
@@ -59,7 +60,8 @@ class InterventionArguments:
     temperature: float = field(default=CPU_RUN_DEFAULTS["temperature"])
     seed: int = field(default=0, metadata={"help": "Seeds sampling, position choice and the bootstrap."})
     reward_func: str = field(default="accuracy", metadata={
-        "help": "The run's reward deciding correctness: 'accuracy', 'format', or 'module:function' / 'file.py:function'."})
+        "help": "The run's reward deciding correctness: 'accuracy', 'format', or 'module:function' / "
+                "'file.py:function'."})
     reward_options: str | None = field(default=None, metadata={
         "help": "JSON MathRewardConfig fields for 'accuracy', as `rlrt train --reward_options` "
                 "(e.g. '{\"answer_format\": \"boxed\"}')."})
@@ -68,6 +70,7 @@ class InterventionArguments:
     teacher_context: str = field(default="sibling",
                                  metadata={"help": "'sibling', 'reference' or 'answer'."})
     teacher_context_fallback: str | None = field(default=config_default("teacher_context_fallback"))
+    sibling_selection: str = field(default=config_default("sibling_selection"))
     teacher_prompt_template: str = field(default=config_default("teacher_prompt_template"))
     max_teacher_prompt_length: int = field(default=config_default("max_teacher_prompt_length"))
     random_positions: int = field(default=3, metadata={"help": "R: random positions probed per rollout."})
@@ -182,22 +185,42 @@ def load_reward_function(spec: str, options: str | None = None):
     return getattr(module, attr)
 
 
-def make_grader(reward_func, threshold: float, tokenizer, row: dict[str, Any]) -> Grader:
-    """Correctness of completions of ``row``'s prompt: ``reward >= threshold`` (a ``None`` reward is incorrect),
-    with the row's other columns passed to the reward as in TRL."""
+def reward_values(reward_func, tokenizer, row: dict[str, Any], completions: Sequence[Sequence[int]]) -> list:
+    """The reward of each completion (token ids) of ``row``'s prompt, called as TRL does: chat completions for a
+    chat prompt, the row's other columns as keyword arguments. ``None`` where the reward gives none."""
     prompt = row["prompt"]
     columns = {k: v for k, v in row.items() if k != "prompt"}
+    texts = [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
+    wrapped = [[{"role": "assistant", "content": t}] if not isinstance(prompt, str) else t for t in texts]
+    n = len(texts)
+    rewards = list(reward_func(prompts=[prompt] * n, completions=wrapped, **{k: [v] * n for k, v in columns.items()}))
+    if len(rewards) != n:
+        raise ValueError(f"The reward function returned {len(rewards)} values for {n} completions; it must return "
+                         "one per completion.")
+    return rewards
+
+
+def make_grader(reward_func, threshold: float, tokenizer, row: dict[str, Any]) -> Grader:
+    """Correctness of completions of ``row``'s prompt as the training step's gate decides it:
+    ``reward >= threshold``, a ``None``/NaN reward is incorrect."""
 
     def grade(completions: Sequence[Sequence[int]]) -> list[bool]:
-        texts = [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
-        wrapped = [[{"role": "assistant", "content": t}] if not isinstance(prompt, str) else t for t in texts]
-        n = len(texts)
-        rewards = reward_func(prompts=[prompt] * n, completions=wrapped, **{k: [v] * n for k, v in columns.items()})
-        if len(rewards) != n:
-            raise ValueError(f"The reward function returned {len(rewards)} values for {n} completions.")
-        return [r is not None and float(r) >= threshold for r in rewards]
+        rewards = reward_values(reward_func, tokenizer, row, completions)
+        return [r is not None and not math.isnan(float(r)) and float(r) >= threshold for r in rewards]
 
     return grade
+
+
+def analysis_config(args: InterventionArguments) -> RLRTConfig:
+    """The ``RLRTConfig`` whose teacher settings the step functions read (contexts, template, gate)."""
+    return RLRTConfig(
+        output_dir=args.output_dir, report_to="none", bf16=False, seed=args.seed, temperature=args.temperature,
+        num_generations=args.num_samples, per_device_train_batch_size=args.num_samples,
+        max_completion_length=args.max_new_tokens, correctness_threshold=args.correctness_threshold,
+        teacher_context=args.teacher_context, teacher_context_fallback=args.teacher_context_fallback,
+        sibling_selection=args.sibling_selection, teacher_prompt_template=args.teacher_prompt_template,
+        max_teacher_prompt_length=args.max_teacher_prompt_length,
+    )
 
 
 @torch.no_grad()
@@ -238,16 +261,25 @@ def write_interventions(args: InterventionArguments) -> dict[str, Path]:
                               batch_size=args.batch_size)
     print(f"sampling {len(rows)} x {group} rollouts", flush=True)
     ids = sample_completion_ids(model, tokenizer, [r["prompt"] for r in rows], group, sampling)
-    graders = [make_grader(reward_func, args.correctness_threshold, tokenizer, row) for row in rows]
-    correct = [c for p, row in enumerate(rows) for c in graders[p](ids[p])]
-    texts = [tokenizer.decode(c, skip_special_tokens=True) for per in ids for c in per]
-    contexts = choose_contexts(range(len(texts)), group, correct, texts, args.teacher_context,
-                               references=[rows[i // group].get("solution") for i in range(len(texts))],
-                               answers=[rows[i // group].get("answer") for i in range(len(texts))],
-                               fallback=args.teacher_context_fallback, seed=args.seed, step=0)
-    candidates = [i for i, c in enumerate(contexts) if c is not None and ids[i // group][i % group]]
+    flat = [c for per in ids for c in per]
+    rewards = [reward for p, row in enumerate(rows) for reward in reward_values(reward_func, tokenizer, row, ids[p])]
+    # The contexts and teacher prompts of the training step (rlrt.step), for every rollout that has a context:
+    # the analysis probes incorrect rollouts too, which the reward gate keeps from the teacher in training.
+    config = analysis_config(args)
+    rollouts = build_rollouts(tokenizer, [rows[i // group]["prompt"] for i in range(len(flat))], flat,
+                              [math.nan if r is None else float(r) for r in rewards], group,
+                              references=[rows[i // group].get("solution") for i in range(len(flat))],
+                              answers=[rows[i // group].get("answer") for i in range(len(flat))])
+    teacher = choose_teacher_rows(rollouts, config)
+    correct, contexts, texts = teacher.correct.tolist(), teacher.contexts, list(rollouts.completion_texts)
+    candidates = [i for i in range(len(flat)) if contexts[i] is not None and flat[i]]
     if args.max_rollouts is not None:
         candidates = candidates[: args.max_rollouts]
+    selected = torch.zeros(len(flat), dtype=torch.bool)
+    selected[candidates] = True
+    teacher_prompts = dict(zip(candidates, teacher_prompt_ids(tokenizer, rollouts, replace(teacher, rows=selected),
+                                                              config)))
+    graders = [make_grader(reward_func, args.correctness_threshold, tokenizer, row) for row in rows]
     full = set(random.Random(args.seed).sample(candidates, min(args.full_probe_rollouts, len(candidates))))
     reflection_ids = tokenizer(args.reflection, add_special_tokens=False)["input_ids"]
     continuation_sampling = SamplingConfig(
@@ -260,9 +292,7 @@ def write_interventions(args: InterventionArguments) -> dict[str, Path]:
     for i in bar:
         p, k = divmod(i, group)
         completion = ids[p][k]
-        teacher_prompt = tokenize_teacher_prompts(tokenizer, [rows[p]["prompt"]], [contexts[i]],
-                                                  args.teacher_prompt_template, args.max_teacher_prompt_length)[0]
-        kl = position_kl(model, student_prompts[p], teacher_prompt, completion).tolist()
+        kl = position_kl(model, student_prompts[p], teacher_prompts[i], completion).tolist()
         prefix_chars = [len(tokenizer.decode(completion[:t], skip_special_tokens=True)) for t in range(len(completion))]
         plan = plan_rollout(kl, prefix_chars, texts[i], args.random_positions, i in full, rollout_rng(args.seed, p, k))
         if plan is None:
