@@ -211,7 +211,10 @@ def test_plan_gives_every_arm_of_a_seed_the_same_seed_and_held_out_set(tmp_path)
         assert run.flags["output_dir"] == str(tmp_path / run.name)
     assert flags_to_argv({"a": 1, "b": [2, "x"], "c": False, "d": None, "e": {"steps": 3}}) == \
         ["--a", "1", "--b", "2", "x", "--c", "false", "--e", '{"steps": 3}']
-    from rlrt.compare import plan_settings
+    from rlrt.compare import plan_settings, selected
+
+    assert [r.name for r in plan if selected(r, ["s1", "long_all"])] == ["long_all-s0", "grpo-s1", "rlrt-s1"]
+    assert [r.name for r in plan if selected(r, ["rlrt-s0"])] == ["rlrt-s0"]
 
     settings = plan_settings(args, plan)
     assert settings["arms"] == {"grpo": {"shaping": "grpo"}, "rlrt": {"shaping": "rlrt"},

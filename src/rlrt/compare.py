@@ -72,8 +72,9 @@ class CompareArguments:
     reference: str = field(default="grpo", metadata={"help": "Arm the others are compared with (paired)."})
     only: list[str] | None = field(
         default=None,
-        metadata={"help": "Run only these: 'start' (the starting model's evaluation), '<arm>-s<seed>' or '<arm>' "
-                  "(all its seeds); no report (jobs may run in parallel): --report_only writes it afterwards."},
+        metadata={"help": "Run only these: 'start' (the starting model's evaluation), '<arm>-s<seed>', '<arm>' "
+                  "(all its seeds) or 's<seed>' (all its arms); no report (jobs may run in parallel): --report_only "
+                  "writes it afterwards."},
     )
     report_only: bool = field(default=False, metadata={"help": "Train nothing; write the report."})
     quick: bool = field(default=False, metadata={"help": "Minutes: seed 0, 2 steps, 4 problems (pipeline check)."})
@@ -304,7 +305,8 @@ def settings_drift(run: PlannedRun) -> list[str]:
 
 
 def selected(run: PlannedRun, only: list[str] | None) -> bool:
-    return only is None or run.name in only or run.arm in only
+    """Whether ``--only`` names the run, its arm or its seed (``s1``)."""
+    return only is None or run.name in only or run.arm in only or f"s{run.seed}" in only
 
 
 def train_command(flags: dict[str, Any], launcher: str | None) -> list[str]:
@@ -435,10 +437,10 @@ def run_compare(args: CompareArguments) -> int:
               file=sys.stderr)
     parsed = {r.name: parse_train_flags(r.flags, r.name) for r in plan}
     max_steps = {name: config.max_steps for name, (_, config) in parsed.items()}
-    known = {"start"} | {r.name for r in plan} | {r.arm for r in plan}
+    known = {"start"} | {r.name for r in plan} | {r.arm for r in plan} | {f"s{r.seed}" for r in plan}
     unknown = sorted(set(args.only or []) - known)
     if unknown:
-        raise ValueError(f"--only {unknown}: not a run of this comparison; use 'start', an arm or one of "
+        raise ValueError(f"--only {unknown}: not a run of this comparison; use 'start', an arm, a seed (s0) or one of "
                          f"{[r.name for r in plan]}.")
     (out / "compare_settings.json").write_text(json.dumps(
         {"arguments": {k: v for k, v in vars(args).items()}, "runs": {r.name: r.flags for r in plan}}, indent=2,
