@@ -2,18 +2,22 @@
 
 Two passes, each writing its own section of benchmarks/results/chain_task_accuracy.json (the other is kept):
 
-    # sweep: sampled accuracy of several difficulty settings on a subset of the training split
-    OMP_NUM_THREADS=2 python benchmarks/chain_task_accuracy.py sweep --problems 32 --samples 4 \\
-        --settings '{"steps": 1}' '{"steps": 2}' '{"steps": 3}'
-    # heldout: the whole held-out split at 32 samples per problem at the default difficulty: avg@32, pass@k,
-    # the starting model's per-problem accuracy in three strata (never solved, 0 < acc < 60 %, >= 60 %)
+    # sweep: sampled accuracy of difficulty settings on the first training problems
+    OMP_NUM_THREADS=2 python benchmarks/chain_task_accuracy.py sweep --problems 16 --samples 4 \\
+        --settings '{"steps": 2, "max_operand": 5}' '{"steps": 3, "max_operand": 4}'
+    # heldout: the whole held-out split, 32 samples per problem, at the default difficulty: avg@32, pass@k, the
+    # starting model's per-problem accuracy in the strata never / <60% / >=60% (rlrt.evaluation.strata)
     OMP_NUM_THREADS=2 python benchmarks/chain_task_accuracy.py heldout --samples 32
 
-Sampling: temperature 1.0, ``--max_new_tokens`` (default 64, the length the task is calibrated for). Grading is
-``rlrt eval``'s path (``evaluate_model``: math-verify on the ``\\boxed{}`` answer with the default fallbacks), so
-the numbers are what training and held-out evaluation see. Throughput (sequences/s, completion tokens/s, the
-completion tokens re-counted by the tokenizer) is recorded for sizing experiments; it depends on what else runs
-on the machine.
+``heldout`` samples ``--chunk`` problems at a time (sampling seed = the chunk's first problem index) and appends
+each chunk to ``<out>.partial.jsonl``, so an interrupted pass resumes where it stopped; ``--max_problems`` stops
+early (a partial pass is written as such). The finished section holds every problem's 1/0 per sample in
+``rlrt eval``'s layout, so ``rlrt eval --strata-from benchmarks/results/chain_task_accuracy.json`` can use it.
+
+Sampling: temperature 1.0, ``--max_new_tokens`` (default 48, the default run's ``max_completion_length``).
+Grading is ``rlrt eval``'s path (``evaluate_model``), so the numbers are what training and held-out evaluation
+see. Throughput (sequences/s, completion tokens/s, tokens re-counted by the tokenizer) is recorded for sizing
+experiments; it depends on what else runs on the machine (``load_average`` is recorded with it).
 """
 
 from __future__ import annotations
@@ -25,83 +29,120 @@ import sys
 import time
 from pathlib import Path
 
-STRATA = (("never", 0.0, 0.0), ("below_60", 0.0, 0.6), ("at_least_60", 0.6, 1.0))
 
-
-def stratum(accuracy: float) -> str:
-    """``never`` (0), ``below_60`` (0 < acc < 0.6) or ``at_least_60`` (acc >= 0.6)."""
-    if accuracy == 0:
-        return "never"
-    return "below_60" if accuracy < 0.6 else "at_least_60"
-
-
-def measure(model, tokenizer, dataset, samples: int, max_new_tokens: int, batch_size: int) -> dict:
-    """avg@k/pass@k, per-problem accuracies, completion lengths and throughput of one sampling pass."""
+def measure(model, tokenizer, dataset, samples: int, max_new_tokens: int, batch_size: int, seed: int = 0) -> dict:
+    """One sampling pass: summary, per-problem 1/0 rows, completion lengths (tokens) and seconds."""
     from rlrt.evaluation.evaluate import evaluate_model
     from rlrt.evaluation.sampling import SamplingConfig
 
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=1.0, batch_size=batch_size, seed=0)
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=1.0, batch_size=batch_size, seed=seed)
     started = time.perf_counter()
     result = evaluate_model(model, tokenizer, dataset, samples, sampling, show_progress=False)
     seconds = time.perf_counter() - started
-    lengths = [len(tokenizer(c, add_special_tokens=False)["input_ids"])
-               for p in result["problems"] for c in p["completions"]]
-    per_problem = [sum(s or 0.0 for s in p["correct"]) / len(p["correct"]) for p in result["problems"]]
-    sequences = len(lengths)
+    lengths = [[len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in p["completions"]]
+               for p in result["problems"]]
+    return {"sampling": sampling.to_dict(), "summary": result["summary"], "problems": result["problems"],
+            "lengths": lengths, "seconds": seconds}
+
+
+def throughput(lengths: list[list[int]], seconds: float, max_new_tokens: int) -> dict:
+    flat = [n for row in lengths for n in row]
     return {
-        "problems": len(dataset),
-        "samples": samples,
-        "sampling": sampling.to_dict(),
-        "summary": {k: v for k, v in result["summary"].items() if k != "seconds"},
-        "per_problem_accuracy": per_problem,
-        "completion_tokens_mean": round(sum(lengths) / sequences, 1),
-        "truncated_fraction": round(sum(n >= max_new_tokens - 1 for n in lengths) / sequences, 3),
+        "completion_tokens_mean": round(sum(flat) / len(flat), 1),
+        "truncated_fraction": round(sum(n >= max_new_tokens - 1 for n in flat) / len(flat), 3),
         "seconds": round(seconds, 1),
-        "sequences_per_second": round(sequences / seconds, 2),
-        "completion_tokens_per_second": round(sum(lengths) / seconds, 1),
-        "example_completions": [p["completions"][0] for p in result["problems"][:3]],
+        "sequences_per_second": round(len(flat) / seconds, 3),
+        "completion_tokens_per_second": round(sum(flat) / seconds, 1),
+        "load_average": os.getloadavg()[0],
     }
+
+
+def sweep(model, tokenizer, args) -> list[dict]:
+    from rlrt.data import load_task
+
+    rows = []
+    for text in args.settings:
+        options = json.loads(text)
+        dataset = load_task("chain", split="train", limit=args.problems, **options)
+        run = measure(model, tokenizer, dataset, args.samples or 4, args.max_new_tokens, args.batch_size)
+        summary = {k: v for k, v in run["summary"].items() if k != "seconds"}
+        row = {"options": options, "split": "train", "problems": len(dataset), "summary": summary,
+               **throughput(run["lengths"], run["seconds"], args.max_new_tokens),
+               "example_completions": [p["completions"][0] for p in run["problems"][:3]]}
+        print(json.dumps({k: v for k, v in row.items() if k != "example_completions"}), flush=True)
+        rows.append(row)
+    return rows
+
+
+def heldout(model, tokenizer, args) -> tuple[dict, list[dict]]:
+    from rlrt.data import load_task
+    from rlrt.evaluation.metrics import summarize
+    from rlrt.evaluation.strata import assign_strata, stratum_labels
+
+    samples = args.samples or 32
+    dataset = load_task("chain", split="test")
+    partial = Path(f"{args.out}.partial.jsonl")
+    done = [json.loads(line) for line in partial.read_text().splitlines()] if partial.exists() else []
+    done = [d for d in done if d["samples"] == samples and d["max_new_tokens"] == args.max_new_tokens]
+    end = min(len(dataset), args.max_problems or len(dataset))
+    for start in range(len(done), end, args.chunk):
+        chunk = dataset.select(range(start, min(start + args.chunk, end)))
+        run = measure(model, tokenizer, chunk, samples, args.max_new_tokens, args.batch_size, seed=start)
+        with partial.open("a") as f:
+            for offset, (problem, lengths) in enumerate(zip(run["problems"], run["lengths"])):
+                row = {"index": start + offset, "answer": problem["answer"], "correct": problem["correct"],
+                       "lengths": lengths, "seconds": run["seconds"] / len(chunk), "samples": samples,
+                       "max_new_tokens": args.max_new_tokens}
+                f.write(json.dumps(row) + "\n")
+                done.append(row)
+        print(f"{len(done)}/{end} problems, {run['seconds']:.0f} s for this chunk", flush=True)
+    scores = [d["correct"] for d in done]
+    counts = [None if None in row else int(sum(row)) for row in scores]
+    strata = assign_strata(counts, samples)
+    summary = summarize(scores)
+    section = {
+        "options": "defaults", "split": "test", "problems": len(done), "complete": len(done) == len(dataset),
+        "samples": samples, "max_new_tokens": args.max_new_tokens,
+        "summary": summary,
+        "strata": {label: strata.count(label) for label in stratum_labels()},
+        **throughput([d["lengths"] for d in done], sum(d["seconds"] for d in done), args.max_new_tokens),
+        "per_problem_correct": counts,
+    }
+    return section, done
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=("sweep", "heldout"))
     parser.add_argument("--settings", nargs="*", default=["{}"], help="sweep: JSON task options, one per setting.")
-    parser.add_argument("--problems", type=int, default=32, help="sweep: training problems per setting.")
+    parser.add_argument("--problems", type=int, default=16, help="sweep: training problems per setting.")
     parser.add_argument("--samples", type=int, default=None, help="Samples per problem (sweep 4, heldout 32).")
-    parser.add_argument("--max_new_tokens", type=int, default=64)
+    parser.add_argument("--max_new_tokens", type=int, default=48)
     parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--chunk", type=int, default=8, help="heldout: problems sampled (and saved) together.")
+    parser.add_argument("--max_problems", type=int, default=None, help="heldout: stop after this many problems.")
+    parser.add_argument("--model", default="smollm2-135m", help="Checkpoint (default: the embedded model).")
     parser.add_argument("--out", default="benchmarks/results/chain_task_accuracy.json")
     args = parser.parse_args(argv)
 
-    from rlrt.data import load_task
     from rlrt.models import load_model, load_tokenizer, resolve_model
 
-    path = resolve_model(None)
+    path = resolve_model(args.model)
     model, tokenizer = load_model(path), load_tokenizer(path)
     out = Path(args.out)
     record = json.loads(out.read_text()) if out.exists() else {}
-    record["machine"] = f"CPU, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    record["model"] = args.model
+    record["machine"] = f"CPU ({os.cpu_count()} cores, shared), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
     if args.mode == "sweep":
-        rows = []
-        for text in args.settings:
-            options = json.loads(text)
-            dataset = load_task("chain", split="train", limit=args.problems, **options)
-            row = measure(model, tokenizer, dataset, args.samples or 4, args.max_new_tokens, args.batch_size)
-            row = {"options": options, "split": "train", **row}
-            row.pop("per_problem_accuracy")
-            print(json.dumps({k: row[k] for k in ("options", "summary", "completion_tokens_mean",
-                                                  "truncated_fraction", "sequences_per_second")}), flush=True)
-            rows.append(row)
-        record["sweep"] = rows
+        record["sweep"] = sweep(model, tokenizer, args)
     else:
-        dataset = load_task("chain", split="test")
-        row = measure(model, tokenizer, dataset, args.samples or 32, args.max_new_tokens, args.batch_size)
-        counts = {name: 0 for name, _, _ in STRATA}
-        for accuracy in row["per_problem_accuracy"]:
-            counts[stratum(accuracy)] += 1
-        record["heldout"] = {"options": "defaults", "split": "test", "strata": counts, **row}
-        print(json.dumps({k: v for k, v in record["heldout"].items() if k != "per_problem_accuracy"}, indent=2))
+        section, rows = heldout(model, tokenizer, args)
+        print(json.dumps({k: v for k, v in section.items() if k != "per_problem_correct"}, indent=2))
+        record["heldout"] = section
+        # rlrt eval's layout, for `rlrt eval --strata-from` (1/0 per sample, no texts)
+        record["strata_samples"] = section["samples"]
+        record["results"] = [{"model": args.model, "dataset": "chain:test", "summary": section["summary"],
+                              "problems": [{"answer": r["answer"], "correct": r["correct"]} for r in rows]}]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2))
     return 0

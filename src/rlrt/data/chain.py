@@ -28,7 +28,7 @@ from .loaders import build_dataset
 
 CHAIN_TASK = "chain"
 SPLIT_SEED = 20261130
-HELD_OUT_SIZE = 160
+HELD_OUT_SIZE = 128
 TRAIN_SIZE = 2000
 SYSTEM_PROMPT = "You are a careful math assistant. Finish every reply with: The answer is \\boxed{N}."
 OPERATIONS = "+-*"
@@ -154,7 +154,7 @@ def chain_format(example: ChainProblem) -> PromptFormat:
 
 
 def chain_task(split: str = "train", limit: int | None = None, seed: int = 0, **options: Any) -> Dataset:
-    """The ``chain`` task: ``split`` ``"train"`` (up to 2000 problems) or ``"test"`` (160 held-out problems).
+    """The ``chain`` task: ``split`` ``"train"`` (up to 2000 problems) or ``"test"`` (128 held-out problems).
 
     ``options`` are ``ChainOptions`` fields (``steps``, ``max_operand``, ``operations``). ``seed`` shuffles the
     training split only (the held-out split is fixed). Raises ``ValueError`` on an unknown split or a bad option.
