@@ -11,7 +11,8 @@ Two passes, each writing its own section of benchmarks/results/chain_task_accura
 
 ``heldout`` samples ``--chunk`` problems at a time (sampling seed = the chunk's first problem index) and appends
 each chunk to ``<out>.partial.jsonl``, so an interrupted pass resumes where it stopped; ``--max_problems`` stops
-early (a partial pass is written as such). The finished section holds every problem's 1/0 per sample in
+early (a partial pass is written as such); ``--workers 2 --worker 0|1`` splits the chunks between two
+processes (throughput is then per process). The finished section holds every problem's 1/0 per sample in
 ``rlrt eval``'s layout, so ``rlrt eval --strata-from benchmarks/results/chain_task_accuracy.json`` can use it.
 
 Sampling: temperature 1.0, ``--max_new_tokens`` (default 48, the default run's ``max_completion_length``).
@@ -27,6 +28,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 
@@ -75,33 +77,43 @@ def sweep(model, tokenizer, args) -> list[dict]:
 
 
 def heldout(model, tokenizer, args) -> tuple[dict, list[dict]]:
-    from rlrt.data import load_task
+    from rlrt.data import ChainOptions, load_task
     from rlrt.evaluation.metrics import summarize
     from rlrt.evaluation.strata import assign_strata, stratum_labels
 
     samples = args.samples or 32
     dataset = load_task("chain", split="test")
     partial = Path(f"{args.out}.partial.jsonl")
-    done = [json.loads(line) for line in partial.read_text().splitlines()] if partial.exists() else []
-    done = [d for d in done if d["samples"] == samples and d["max_new_tokens"] == args.max_new_tokens]
+    rows = [json.loads(line) for line in partial.read_text().splitlines()] if partial.exists() else []
+    done = {r["index"]: r for r in rows if r["samples"] == samples and r["max_new_tokens"] == args.max_new_tokens}
     end = min(len(dataset), args.max_problems or len(dataset))
-    for start in range(len(done), end, args.chunk):
-        chunk = dataset.select(range(start, min(start + args.chunk, end)))
-        run = measure(model, tokenizer, chunk, samples, args.max_new_tokens, args.batch_size, seed=start)
+    starts = range(0, end, args.chunk)
+    for number, start in enumerate(starts):
+        indices = [i for i in range(start, min(start + args.chunk, end)) if i not in done]
+        if number % args.workers != args.worker or not indices:
+            continue
+        run = measure(model, tokenizer, dataset.select(indices), samples, args.max_new_tokens, args.batch_size,
+                      seed=start)
+        lines = []
+        for index, problem, lengths in zip(indices, run["problems"], run["lengths"]):
+            done[index] = {"index": index, "answer": problem["answer"], "correct": problem["correct"],
+                           "lengths": lengths, "seconds": run["seconds"] / len(indices), "samples": samples,
+                           "max_new_tokens": args.max_new_tokens}
+            lines.append(json.dumps(done[index]) + "\n")
         with partial.open("a") as f:
-            for offset, (problem, lengths) in enumerate(zip(run["problems"], run["lengths"])):
-                row = {"index": start + offset, "answer": problem["answer"], "correct": problem["correct"],
-                       "lengths": lengths, "seconds": run["seconds"] / len(chunk), "samples": samples,
-                       "max_new_tokens": args.max_new_tokens}
-                f.write(json.dumps(row) + "\n")
-                done.append(row)
+            f.write("".join(lines))
         print(f"{len(done)}/{end} problems, {run['seconds']:.0f} s for this chunk", flush=True)
+    for line in partial.read_text().splitlines():  # what other workers finished meanwhile
+        row = json.loads(line)
+        if row["samples"] == samples and row["max_new_tokens"] == args.max_new_tokens:
+            done.setdefault(row["index"], row)
+    done = [done[i] for i in sorted(done) if i < end]
     scores = [d["correct"] for d in done]
     counts = [None if None in row else int(sum(row)) for row in scores]
     strata = assign_strata(counts, samples)
     summary = summarize(scores)
     section = {
-        "options": "defaults", "split": "test", "problems": len(done), "complete": len(done) == len(dataset),
+        "options": asdict(ChainOptions()), "split": "test", "problems": len(done), "complete": len(done) == len(dataset),
         "samples": samples, "max_new_tokens": args.max_new_tokens,
         "summary": summary,
         "strata": {label: strata.count(label) for label in stratum_labels()},
@@ -120,6 +132,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max_new_tokens", type=int, default=48)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--chunk", type=int, default=8, help="heldout: problems sampled (and saved) together.")
+    parser.add_argument("--workers", type=int, default=1, help="heldout: processes sharing the pass (chunks "
+                        "round-robin, one --out); the last to finish writes the complete section.")
+    parser.add_argument("--worker", type=int, default=0, help="heldout: this process's number, 0 to workers - 1.")
     parser.add_argument("--max_problems", type=int, default=None, help="heldout: stop after this many problems.")
     parser.add_argument("--model", default="smollm2-135m", help="Checkpoint (default: the embedded model).")
     parser.add_argument("--out", default="benchmarks/results/chain_task_accuracy.json")

@@ -64,7 +64,7 @@ def test_difficulty_knob_changes_the_problems():
     wider = chain_task("test", max_operand=50)["question"]
     assert not set(base) & set(longer)
     assert all(q.count(" + ") + q.count(" - ") == 4 for q in longer)
-    assert max(int(n) for q in wider for n in re.findall(r"\d+", q)) > 9 >= max(
+    assert max(int(n) for q in wider for n in re.findall(r"\d+", q)) > ChainOptions().max_operand >= max(
         int(n) for q in base for n in re.findall(r"\d+", q))
     assert all("*" not in q for q in base) and any("*" in q for q in chain_task("test", operations="+*")["question"])
 

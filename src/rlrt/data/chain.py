@@ -1,9 +1,9 @@
 """The built-in ``chain`` task: several chained integer operations, sized not to saturate the embedded model.
 
-A problem is ``What is 7 + 5 - 3?`` (``steps`` operations on ``steps + 1`` operands in ``[1, max_operand]``,
+A problem is ``What is 4 + 5 - 3?`` (``steps`` operations on ``steps + 1`` operands in ``[1, max_operand]``,
 evaluated left to right; a ``*`` after ``+``/``-`` gets parentheses, so the written order is the evaluation
-order), the reference solution does one operation per sentence (``7 + 5 = 12. 12 - 3 = 9. The answer is
-\\boxed{9}.``), and every intermediate result stays >= 0. The prompt is the built-in task's format (system prompt
+order), the reference solution does one operation per sentence (``4 + 5 = 9. 9 - 3 = 6. The answer is
+\\boxed{6}.``), and every intermediate result stays >= 0. The prompt is the built-in task's format (system prompt
 plus one worked example, itself a chain of the same length, never drawn into a split).
 
 Calibration: see ``benchmarks/chain_task_accuracy.py`` and ``benchmarks/results/chain_task_accuracy.json``.
@@ -44,8 +44,8 @@ class ChainOptions:
         operations: which of ``+``, ``-``, ``*`` may appear, e.g. ``"+-"``.
     """
 
-    steps: int = 2
-    max_operand: int = 9
+    steps: int = 3
+    max_operand: int = 4
     operations: str = "+-"
 
     def __post_init__(self):
