@@ -222,6 +222,15 @@ def test_plan_gives_every_arm_of_a_seed_the_same_seed_and_held_out_set(tmp_path)
     assert settings["shared"]["max_steps"] == 5 and "seed" not in settings["shared"] and settings["seeds"] == [0, 1]
     with pytest.raises(ValueError, match="--seeds"):
         plan_runs(CompareArguments(train=["seed=3"], output_dir=str(tmp_path)))
+    # A dataset without an eval_dataset is evaluated on its own test split, not on rlrt train's default.
+    assert plan_runs(CompareArguments(train=["dataset=chain"]))[0].flags["eval_dataset"] == "chain:test"
+    assert plan_runs(CompareArguments(train=["dataset=rg:chain_sum:train"]))[0].flags["eval_dataset"] == \
+        "rg:chain_sum:test"
+    kept = CompareArguments(train=["dataset=chain", "eval_dataset=my.jsonl"])
+    assert plan_runs(kept)[0].flags["eval_dataset"] == "my.jsonl"
+    with pytest.raises(ValueError, match="set eval_dataset"):
+        plan_runs(CompareArguments(train=["dataset=train.jsonl"]))
+    assert "eval_dataset" not in plan_runs(CompareArguments())[0].flags
 
 
 def test_config_file_with_arms_seeds_and_shared_train_flags(tmp_path, capsys):

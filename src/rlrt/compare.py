@@ -216,8 +216,25 @@ def plan_runs(args: CompareArguments) -> list[PlannedRun]:
             run_dir = out / f"{arm.name}-s{seed}"
             flags = {**base, **arm.overrides, "seed": seed, "output_dir": str(run_dir), "eval_start": False,
                      "eval_dataset_seed": base.get("eval_dataset_seed", 0)}
+            if "eval_dataset" not in flags and flags.get("dataset") is not None:
+                flags["eval_dataset"] = held_out_of(flags["dataset"], run_dir.name)
             plan.append(PlannedRun(arm.name, seed, run_dir, flags))
     return plan
+
+
+def held_out_of(dataset: str, where: str) -> str:
+    """The held-out set when only ``dataset`` is given: the test split of a built-in or reasoning-gym task
+    (``rlrt train`` alone would evaluate on ``addition:test``); raises ``ValueError`` for other sources, which
+    have no known test split."""
+    from .data.chain import CHAIN_TASK
+    from .data.registry import split_spec
+    from .data.tasks import DEFAULT_TASK
+
+    name = split_spec(str(dataset))[0]
+    if name in (DEFAULT_TASK, "default", CHAIN_TASK) or name.startswith("rg:"):
+        return f"{name}:test"
+    raise ValueError(f"{where}: dataset {dataset} has no known held-out split; set eval_dataset in the train flags "
+                     "(a file of held-out problems, or a hub preset's test split).")
 
 
 def _flag_text(value: Any) -> str:
