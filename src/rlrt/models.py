@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def embedded_model_dir() -> Path:
         )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    print(f"rlrt: converting the embedded model into {target} (first use only, a few seconds)", file=sys.stderr,
+          flush=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The dequantized weights are plain float tensors; drop the GGUF markers so save_pretrained accepts them.
