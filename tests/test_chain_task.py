@@ -120,3 +120,41 @@ def test_train_and_eval_use_the_difficulty_on_the_held_out_split(tmp_path, tiny_
 def test_bad_split():
     with pytest.raises(ValueError, match="Unknown split 'dev' of the chain task"):
         chain_task("dev")
+
+
+def test_calibration_heldout_pass_resumes_and_counts_strata(tmp_path, monkeypatch):
+    """benchmarks/chain_task_accuracy.py: chunks shared by two workers, resumed without resampling, strata by hand."""
+    import argparse
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "chain_task_accuracy.py"
+    spec = importlib.util.spec_from_file_location("chain_task_accuracy", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    sampled = []
+
+    def fake_measure(model, tokenizer, dataset, samples, max_new_tokens, batch_size, seed=0):
+        # problem i gets 0, 5 or 25 correct of 32: strata never, <60% (15.6 %), >=60% (78 %)
+        indices = [chain_task("test")["question"].index(q) for q in dataset["question"]]
+        sampled.extend(indices)
+        rows = [[1.0] * (0, 5, 25)[i % 3] + [0.0] * (samples - (0, 5, 25)[i % 3]) for i in indices]
+        return {"sampling": {}, "summary": {}, "seconds": 2.0 * len(indices),
+                "problems": [{"answer": a, "correct": r} for a, r in zip(dataset["answer"], rows)],
+                "lengths": [[10] * samples for _ in indices]}
+
+    monkeypatch.setattr(script, "measure", fake_measure)
+    out = tmp_path / "cal.json"
+    args = argparse.Namespace(samples=32, chunk=2, workers=2, worker=0, max_problems=9, max_new_tokens=48,
+                              batch_size=64, out=str(out))
+    section, rows = script.heldout(None, None, args)
+    assert sorted(sampled) == [0, 1, 4, 5, 8] and section["problems"] == 5 and not section["complete"]
+    section, rows = script.heldout(None, None, argparse.Namespace(**{**vars(args), "worker": 1}))
+    assert sorted(sampled) == list(range(9)) and [r["index"] for r in rows] == list(range(9))
+    assert section["strata"] == {"never": 3, "<60%": 3, ">=60%": 3}
+    assert section["summary"]["avg@32"] == pytest.approx((0 + 5 + 25) / 3 / 32)
+    assert section["per_problem_correct"] == [0, 5, 25] * 3 and section["sequences_per_second"] == 16.0
+    script.heldout(None, None, args)  # all done: nothing is sampled again
+    assert len(sampled) == 9 and len(Path(f"{out}.partial.jsonl").read_text().splitlines()) == 9
+    assert json.loads(Path(f"{out}.partial.jsonl").read_text().splitlines()[0])["samples"] == 32

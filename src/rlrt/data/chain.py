@@ -6,7 +6,16 @@ order), the reference solution does one operation per sentence (``4 + 5 = 9. 9 -
 \\boxed{6}.``), and every intermediate result stays >= 0. The prompt is the built-in task's format (system prompt
 plus one worked example, itself a chain of the same length, never drawn into a split).
 
-Calibration: see ``benchmarks/chain_task_accuracy.py`` and ``benchmarks/results/chain_task_accuracy.json``.
+Calibration (``benchmarks/chain_task_accuracy.py``, ``benchmarks/results/chain_task_accuracy.json``; embedded
+SmolLM2-135M, temperature 1.0, 48 new tokens, graded as ``rlrt eval`` grades): sampled accuracy on 16 training
+problems x 4 samples was 15.6 % at the default ``steps=3, max_operand=4`` and 10.9 % at ``steps=2,
+max_operand=5``; ``steps=2, max_operand=9`` gave 4.2 % (24 x 4, 64 tokens) and 3.1 % with ``+`` only (16 x 4).
+HELD_OUT_PLACEHOLDER
+Answers are small (0-14 on the held-out split, 0 the most frequent at 15.6 %), so a fixed guess scores about as
+much as the starting model and pass@k at large k partly measures guessing; a harder setting (``max_operand``
+9 or more) narrows that at the price of a lower starting accuracy. Why GRPO should stay under 70 % held-out in a
+40-60-step run is an expectation, not a measurement: on the addition task GRPO rose from 25.8 % to 77.1 % held-out avg@4 in 60 steps (docs/reproduction.md);
+here it starts near 15 % with three operations to get right instead of one.
 
 Splits: problems are drawn with a fixed seed derived from the options, de-duplicated, and the first
 ``HELD_OUT_SIZE`` form the held-out split (fixed order), the next up to ``TRAIN_SIZE`` the training split
