@@ -64,11 +64,75 @@ def normalize_text(text: str) -> str:
     would hide the number from math-verify's readers) dropped, negated answer sentences no anchor, loose minus
     signs attached, SI digit groups joined."""
     text = _MARKDOWN_BOLD.sub(r"\2", text).replace("\\$", "").replace("−", "-")
-    text = _NEGATED_ANCHOR.sub("value", text)
+    text = _NEGATED_ANCHOR.sub("value", _DISPLAY_FULL_STOP.sub("", text))
     return normalize_digit_groups(_LOOSE_MINUS.sub("-", text))
 
 
 _MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
+
+# Which final answer a careful human reads. math-verify ranks its anchors (priority 0: "final answer is X. I hope
+# it is correct."; 50: boxes and "final answer ... is X"; 100: "answer: X"; 200: "answer ... X"; 300: math spans and
+# numbers in prose, no anchor) and takes the rightmost match of the best rank, so an earlier box beats a later
+# "the correct answer is 15" (a self-correction), and "To answer this, note 5 + 7 = 12" beats the last sentence.
+# rlrt keeps math-verify's patterns and parsing but chooses by position: the answer is the LAST answer statement
+# (a box, a final-answer sentence, or "answer" followed by a copula or colon right before the value); with no
+# answer statement, the last math span or number, and only in a finished completion (a truncated one has none).
+STRONG_PRIORITY = 50  # math-verify's final-answer sentences and boxes
+ANSWER_WORD_PRIORITIES = (100, 200)  # math-verify's "answer: X" and "answer ... X"
+# "answer" + at most a few words + a copula or colon (+ an adverb) right before the value, or before an equation
+# whose right side is the value: "answer is", "answer to the question is", "answer: the area is", "answer should
+# be", "answer is x =". Not "this answer is reasonable since it exceeds the", nor "to answer this, note 5 + 7 =".
+_STATEMENT_GAP = re.compile(
+    r"[^.!?\n]{0,40}?(?:\b(?:is|was|are|be|equals?)\b|:)"
+    r"(?:\s+(?:therefore|thus|then|now|actually|indeed|simply|just|still|clearly|exactly|hence)\b)?"
+    r"(?:[^.!?\n=]{0,40}=)?\s*",
+    re.IGNORECASE)
+_GAP_DELIMITERS = " \t\n*$:\\([{-•"  # math and Markdown openers, list bullets
+_FINISHED_END = tuple(".!?)]}$>*\"'")
+
+
+def is_answer_statement(text: str, word_end: int, value_start: int) -> bool:
+    """Whether ``text[word_end:value_start]``, between the word "answer" and the value math-verify read after it,
+    makes a statement of the answer (``" is "``, ``" to the question is $"``, ``": "``), not a mention."""
+    gap = text[word_end:value_start].rstrip(_GAP_DELIMITERS)
+    return gap == "" or bool(_STATEMENT_GAP.fullmatch(gap))
+
+
+_UNIT_TAIL = re.compile(r"\s*(?:[^\W\d_]+\s*){0,2}")  # "5 apples", "12 square feet"
+
+
+def is_finished(text: str, match_end: int) -> bool:
+    """Whether a completion ends like a finished answer: with the value read and at most two words after it
+    (``#### 18``, ``- 5 apples``), or with a closing punctuation mark or delimiter. A completion cut off
+    mid-sentence ("First, 3 x 4 = 12. Then we add the") has no final answer."""
+    rest = text.rstrip()
+    return rest.endswith(_FINISHED_END) or bool(_UNIT_TAIL.fullmatch(rest, match_end))
+
+
+# Multiple choice: a gold that is one option letter ("B", "(B)", "\textbf{(B)}") is matched by the option letter of
+# the final answer: "\boxed{B}", "(B)", AMC's "\textbf{(B)}\ 42" (the option and its value). math-verify would
+# read "\textbf{(B)}\ 42" as the product b*42 and cannot read "(B)" in prose, so for such a gold an option in
+# parentheses in prose becomes a math span, and the letter is read from the string math-verify extracted.
+_CHOICE_GOLD = re.compile(r"\$?\s*(?:\\text(?:bf|rm)?\{\s*)?\(?([A-E])\)?\s*\}?\s*\$?")
+_CHOICE_ANSWER = re.compile(
+    r"\s*(?:\\(?:text(?:bf|rm)?|math(?:bf|rm))\{\s*)?(?:\(([A-E])\).*|([A-E])\s*\}?\s*\.?\s*)", re.DOTALL)
+_PROSE_CHOICE = re.compile(r"(?<![\w\\{$])\(([A-E])\)(?![\w$])")
+
+
+def choice_letter(gold: str) -> str | None:
+    """The option letter of a multiple-choice gold answer (``"B"``, ``"(B)"``, ``"$\\textbf{(B)}$"``), else None."""
+    match = _CHOICE_GOLD.fullmatch(gold.strip())
+    return match.group(1) if match else None
+
+
+def chosen_letter(extracted: str) -> str | None:
+    """The option letter an extracted answer names (``"B"``, ``"(B) 42"``, ``"\\text{(B)} 42"``), else None."""
+    match = _CHOICE_ANSWER.fullmatch(extracted)
+    return None if match is None else match.group(1) or match.group(2)
+
+
+# A full stop inside display math ("$$6 \cdot 7 = 42.$$") makes the span unparseable for math-verify.
+_DISPLAY_FULL_STOP = re.compile(r"(?<=\S)\.[ \t]*(?=\$\$|\\\])")
 
 
 class ItemTimeout(BaseException):
@@ -99,6 +163,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     import math_verify.parser
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    from math_verify.parser import extract_match, get_extraction_regexes
 
     _guard_parsing(math_verify.parser)
     targets = [LatexExtractionConfig(), ExprExtractionConfig()]  # math-verify's defaults
@@ -115,10 +180,37 @@ def main() -> None:
                 return parsed
         return parse(readings[0], targets, parsing_timeout=None)
 
-    def parse_pred(request: dict):
+    regexes = [(pattern, priority, target) for patterns, target in get_extraction_regexes(targets)
+               for pattern, priority in patterns]
+
+    def value_start(match) -> int:
+        starts = [match.start(name) for name, value in match.groupdict().items()
+                  if value is not None and "percent" not in name]
+        return min(starts, default=match.end())
+
+    def read_final_answer(text: str) -> list:
+        """math-verify's matches, chosen as in the rules above ``is_answer_statement``; parsed like ``parse``
+        in ``first_match`` mode (the chosen match, or its text when it does not parse; ``[]`` for none)."""
+        statements, others = [], []
+        for pattern, priority, target in regexes:
+            for match in pattern.finditer(text):
+                stated = priority <= STRONG_PRIORITY or (
+                    priority in ANSWER_WORD_PRIORITIES
+                    and is_answer_statement(text, match.start() + len("answer"), value_start(match)))
+                (statements if stated else others).append((-match.end(), priority, match.start(), match, target))
+        pool = statements or others
+        if not pool:
+            return []
+        *_, match, target = min(pool, key=lambda c: c[:3])
+        if not statements and not is_finished(text, match.end()):
+            return []
+        parsed, string = extract_match(match, target)
+        return [parsed, string] if parsed is not None else [string] if string else []
+
+    def parse_pred(request: dict, choice: str | None):
         if request.get("text") is not None:
-            return parse(normalize_text(request["text"]), targets, extraction_mode="first_match",
-                         parsing_timeout=None)
+            text = normalize_text(request["text"])
+            return read_final_answer(_PROSE_CHOICE.sub(r"$(\1)$", text) if choice else text)
         return parse("\\boxed{" + normalize_digit_groups(request["pred"]) + "}", targets, parsing_timeout=None)
 
     def grade_math(request: dict, reply: dict) -> None:
@@ -127,12 +219,17 @@ def main() -> None:
         gold = parse_gold(request["gold"])
         reply["gold_ok"] = bool(gold)
         if gold:
-            pred = parse_pred(request)
+            choice = choice_letter(request["gold"])
+            pred = parse_pred(request, choice)
             strings = [p for p in pred if isinstance(p, str)]
             reply["extracted"] = (strings or [str(pred[0])])[0][:300] if pred else None
             too_long = reply["extracted"] is not None and len(reply["extracted"]) > options.get(
                 "max_answer_chars", 10**9)
             reply["pred_ok"] = bool(pred) and not too_long
+            letter = chosen_letter(reply["extracted"]) if choice and reply["pred_ok"] else None
+            if letter:
+                reply["correct"] = letter == choice
+                return
             reply["correct"] = reply["pred_ok"] and bool(verify(
                 gold, pred, float_rounding=options.get("float_rounding", 6),
                 numeric_precision=options.get("numeric_precision", 15), strict=options.get("strict", True),
