@@ -3,6 +3,9 @@ without looking at ``grading_cases.py`` or the grader's rules, in the styles rea
 GSM8K, AIME, Minerva and DAPO-style data. ``expected`` is the grade a careful human gives: 1 when the completion's
 final answer equals the gold answer, 0 otherwise (no final answer, a wrong one, a retracted one, an intermediate
 value). Contested labels were left out. About half of the cases are wrong answers, across every style.
+
+The first 217 cases were written before any change to the grader (``ROUND_ONE``); the rest after the first fixes,
+to probe the new rules (answer statements after a box, verification sentences, retractions, option letters).
 """
 
 # ruff: noqa: E501
@@ -248,4 +251,61 @@ CASES = [
     ("negative", "-4", "The minimum value is $4$.", 0),
     ("negative", "-12", "So the temperature dropped to -12 degrees.\n#### -12", 1),
     ("negative", "-12", "So the temperature dropped to 12 degrees.\n#### 12", 0),
+    # ---------------------------------------------------------------- second round, written after the first fixes
+    ("restate", "42", "$\\boxed{42}$\n\nThis answer is consistent with the 6 rows of 7 chairs.", 1),
+    ("restate", "7", "$\\boxed{42}$\n\nThis answer is consistent with the 6 rows of 7 chairs.", 0),
+    ("restate", "42", "Therefore, the answer is $\\boxed{42}$.\n\nTo verify the answer: $42 / 6 = 7$ rows.", 1),
+    ("restate", "7", "Therefore, the answer is $\\boxed{42}$.\n\nTo verify the answer: $42 / 6 = 7$ rows.", 0),
+    ("restate", "42", "Therefore, the answer is $\\boxed{42}$.\n\nLet me check the answer: 6 rows times 7 chairs is 42 chairs.", 1),
+    ("markdown", "15", "**Answer: 15**\n\nI hope this helps! Let me know if you have questions about the answer or the 3 steps.", 1),
+    ("markdown", "3", "**Answer: 15**\n\nI hope this helps! Let me know if you have questions about the answer or the 3 steps.", 0),
+    ("answer_colon", "15", "Answer: 15\n\nExplanation: we had 20 and removed 5.", 1),
+    ("answer_colon", "5", "Answer: 15\n\nExplanation: we had 20 and removed 5.", 0),
+    ("think", "15", "<think>Maybe the answer is 12. No: 3 * 5 = 15.</think>\n\nThe answer is 15.", 1),
+    ("think", "12", "<think>Maybe the answer is 12. No: 3 * 5 = 15.</think>\n\nThe answer is 15.", 0),
+    ("self_correction", "12", "The answer is $\\boxed{12}$. Hmm, wait, I made a mistake: it should be 15 since I forgot the 3 extra.", 0),
+    ("self_correction", "12", "$\\boxed{12}$\n\nWait, actually I should subtract the 3 defective ones: $12 - 3 = 9$.", 0),
+    ("self_correction", "12", "The answer is $\\boxed{12}$. Wait, let me double check: $3 \\times 4 = 12$. Yes, that's correct.", 1),
+    ("self_correction", "12", "The answer is $\\boxed{12}$. Let me verify: $12 = 3 \\times 4$.", 1),
+    ("prose", "75", "She answered 15 questions correctly out of 20, so her score is 75%.", 1),
+    ("prose", "15", "She answered 15 questions correctly out of 20, so her score is 75%.", 0),
+    ("prose", "14", "So she has 14 marbles left", 1),
+    ("money", "45", "The total cost is \\$45", 1),
+    ("prose", "45", "Total = 45", 1),
+    ("answer_colon", "18", "The answer is: 18", 1),
+    ("answer_colon", "18", "The answer is: 81", 0),
+    ("answer_colon", "\\frac{1}{2}", "Final answer: \\boxed{\\frac{1}{2}}", 1),
+    ("prose", "4", "We need $x^2 = 16$, so $x = 4$ (since $x > 0$).", 1),
+    ("prose", "16", "We need $x^2 = 16$, so $x = 4$ (since $x > 0$).", 0),
+    ("prose", "5", "The possible values are 3 and 5, but 3 fails the condition, so the answer is 5.", 1),
+    ("prose", "3", "The possible values are 3 and 5, but 3 fails the condition, so the answer is 5.", 0),
+    ("restate", "10", "The answer is 10 because 4 + 6 = 10.", 1),
+    ("restate", "6", "The answer is 10 because 4 + 6 = 10.", 0),
+    ("restate", "10", "So, the answer is $10$, which is the number of ways to choose 2 from 5.", 1),
+    ("restate", "5", "So, the answer is $10$, which is the number of ways to choose 2 from 5.", 0),
+    ("restate", "2", "Thus there are $\\boxed{2}$ solutions: $x = 1$ and $x = 3$.", 1),
+    ("restate", "3", "Thus there are $\\boxed{2}$ solutions: $x = 1$ and $x = 3$.", 0),
+    ("restate", "24", "The answer is 24.\n\n### Explanation\n1. There are 4 choices for the first seat.\n2. Then 3, 2 and 1.", 1),
+    ("restate", "1", "The answer is 24.\n\n### Explanation\n1. There are 4 choices for the first seat.\n2. Then 3, 2 and 1.", 0),
+    ("choice", "B", "Let's check each option. (A) is too small, (C) too big. The answer is B.", 1),
+    ("choice", "A", "Let's check each option. (A) is too small, (C) too big. The answer is B.", 0),
+    ("choice", "B", "**B**", 1),
+    ("choice", "C", "Answer: (C) 12", 1),
+    ("choice", "C", "Answer: (D) 14", 0),
+    ("prose", "9", "Our final answer is 9.", 1),
+    ("restate", "9", "So our final answer is $\\boxed{9}$ apples, which is 3 more than the 6 she had.", 1),
+    ("restate", "6", "So our final answer is $\\boxed{9}$ apples, which is 3 more than the 6 she had.", 0),
+    ("equation", "3", "The answer is 12 - 9 = 3.", 1),
+    ("equation", "12", "The answer is 12 - 9 = 3.", 0),
+    ("intermediate", "20", "Step 1: 4 * 5 = 20\nStep 2: 20 + 10 = 30\nAnswer: 30", 0),
+    ("intermediate", "30", "Step 1: 4 * 5 = 20\nStep 2: 20 + 10 = 30\nAnswer: 30", 1),
+    ("expression", "\\frac{3}{5}", "So $\\cos\\theta = \\frac{3}{5}$.", 1),
+    ("expression", "\\frac{3}{5}", "The answer is $\\frac{3}{5}$ (or 0.6).", 1),
+    ("prose", "0", "The answer is $0$.", 1),
+    ("display", "8", "Therefore the answer is \\(\\boxed{8}\\).", 1),
+    ("display", "8", "Therefore the answer is \\[\\boxed{8}\\]", 1),
+    ("restate", "2", "The answer is $\\boxed{2}$. Note that the answer does not depend on the radius 5.", 1),
+    ("restate", "5", "The answer is $\\boxed{2}$. Note that the answer does not depend on the radius 5.", 0),
 ]
+
+ROUND_ONE = 217  # CASES[:ROUND_ONE] were written before the grader was changed

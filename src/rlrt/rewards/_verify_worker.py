@@ -74,11 +74,14 @@ _MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
 # it is correct."; 50: boxes and "final answer ... is X"; 100: "answer: X"; 200: "answer ... X"; 300: math spans and
 # numbers in prose, no anchor) and takes the rightmost match of the best rank, so an earlier box beats a later
 # "the correct answer is 15" (a self-correction), and "To answer this, note 5 + 7 = 12" beats the last sentence.
-# rlrt keeps math-verify's patterns and parsing but chooses by position: the answer is the LAST answer statement
-# (a box, a final-answer sentence, or "answer" followed by a copula or colon right before the value); with no
-# answer statement, the last math span or number, and only in a finished completion (a truncated one has none).
+# rlrt keeps math-verify's patterns and parsing but chooses by position (``choose_answer``): the answer is the LAST
+# answer statement (a box, a final-answer sentence, or "answer" followed by a copula or colon right before the
+# value); a retraction after it ("Wait, I made a mistake ...") hands the answer to the last value after the
+# retraction; with no answer statement, the last math span or number. A value not stated as the answer counts only
+# in a finished completion (a truncated one has none).
 STRONG_PRIORITY = 50  # math-verify's final-answer sentences and boxes
 ANSWER_WORD_PRIORITIES = (100, 200)  # math-verify's "answer: X" and "answer ... X"
+_ANSWER_WORD = re.compile(r"(?:final answer|answer)", re.IGNORECASE)
 # "answer" + at most a few words + a copula or colon (+ an adverb) right before the value, or before an equation
 # whose right side is the value: "answer is", "answer to the question is", "answer: the area is", "answer should
 # be", "answer is x =". Not "this answer is reasonable since it exceeds the", nor "to answer this, note 5 + 7 =".
@@ -87,15 +90,62 @@ _STATEMENT_GAP = re.compile(
     r"(?:\s+(?:therefore|thus|then|now|actually|indeed|simply|just|still|clearly|exactly|hence)\b)?"
     r"(?:[^.!?\n=]{0,40}=)?\s*",
     re.IGNORECASE)
+_VALUE_IN_GAP = re.compile(r"\\boxed|\\fbox|\$[^$]*\d[^$]*\$")  # "final answer is $\boxed{9}$ apples, which is 3"
+_CHECKING = re.compile(r"\b(?:verif|check|confirm|validat|test|examin|double-check)\w*\b[^.!?\n]{0,30}$",
+                       re.IGNORECASE)  # "To verify the answer: 42 / 6 = 7" mentions the answer
+_RETRACTION = re.compile(r"\b(?:wait|oops|mistakes?|errors?|wrong|incorrect|miscalculat\w*|mis-?(?:add|count|read)\w*"
+                         r"|not (?:right|correct)|correction)\b", re.IGNORECASE)
 _GAP_DELIMITERS = " \t\n*$:\\([{-•"  # math and Markdown openers, list bullets
 _FINISHED_END = tuple(".!?)]}$>*\"'")
 
 
-def is_answer_statement(text: str, word_end: int, value_start: int) -> bool:
-    """Whether ``text[word_end:value_start]``, between the word "answer" and the value math-verify read after it,
-    makes a statement of the answer (``" is "``, ``" to the question is $"``, ``": "``), not a mention."""
-    gap = text[word_end:value_start].rstrip(_GAP_DELIMITERS)
-    return gap == "" or bool(_STATEMENT_GAP.fullmatch(gap))
+def is_answer_statement(text: str, start: int, value_start: int, priority: int) -> bool:
+    """Whether math-verify's match at ``text[start:]`` (of that priority, its value read at ``value_start``) states
+    the answer: a box or "The final answer is X. I hope it is correct." always; "answer" followed by a copula or
+    colon right before the value (``"answer is "``, ``"answer to the question is $"``, ``"Answer: "``), unless it
+    is checked ("to verify the answer: ..."); not a mere mention ("this answer is reasonable since ... the 10")."""
+    if priority == 0:
+        return True
+    word = _ANSWER_WORD.match(text, start)
+    if word is None or priority > max(ANSWER_WORD_PRIORITIES):
+        return word is None and priority <= STRONG_PRIORITY  # a box
+    if _CHECKING.search(text[max(0, start - 40) : start]):
+        return False
+    gap = text[word.end() : value_start].rstrip(_GAP_DELIMITERS)
+    return gap == "" or (bool(_STATEMENT_GAP.fullmatch(gap)) and not _VALUE_IN_GAP.search(gap))
+
+
+def _last(candidates, indices) -> int | None:
+    """The rightmost candidate (end); then the better anchor; then the longer match (several boxes)."""
+    return min(indices, key=lambda i: (-candidates[i][1], candidates[i][2], candidates[i][0]), default=None)
+
+
+def unanchored_from(text: str, candidates: list[tuple[int, int, int, int]]) -> int | None:
+    """Where the values not stated as the answer (math-verify's priority-300 matches) can matter to
+    ``choose_answer`` given the anchored ``candidates``: ``None`` when the last answer statement is not retracted
+    (they cannot), else the end of the retraction, or 0 with no statement. Saves scanning long completions."""
+    stated = [i for i, c in enumerate(candidates) if is_answer_statement(text, c[0], c[3], c[2])]
+    if not stated:
+        return 0
+    retraction = _RETRACTION.search(text, candidates[_last(candidates, stated)][1])
+    return None if retraction is None else retraction.end()
+
+
+def choose_answer(text: str, candidates: list[tuple[int, int, int, int]]) -> int | None:
+    """The index of the final answer among math-verify's matches ``(start, end, priority, value_start)`` in
+    ``text``, as in the rules above; ``None`` when there is none (nothing read, or a truncated completion)."""
+    stated = [is_answer_statement(text, c[0], c[3], c[2]) for c in candidates]
+    best = _last(candidates, (i for i, s in enumerate(stated) if s))
+    if best is not None:
+        retraction = _RETRACTION.search(text, candidates[best][1])
+        later = [] if retraction is None else [i for i, c in enumerate(candidates)
+                                               if not stated[i] and c[0] >= retraction.end()]
+        if not later:
+            return best
+        best = _last(candidates, later)
+    else:
+        best = _last(candidates, range(len(candidates)))
+    return best if best is not None and is_finished(text, candidates[best][1]) else None
 
 
 _UNIT_TAIL = re.compile(r"\s*(?:[^\W\d_]+\s*){0,2}")  # "5 apples", "12 square feet"
@@ -115,8 +165,10 @@ def is_finished(text: str, match_end: int) -> bool:
 # parentheses in prose becomes a math span, and the letter is read from the string math-verify extracted.
 _CHOICE_GOLD = re.compile(r"\$?\s*(?:\\text(?:bf|rm)?\{\s*)?\(?([A-E])\)?\s*\}?\s*\$?")
 _CHOICE_ANSWER = re.compile(
-    r"\s*(?:\\(?:text(?:bf|rm)?|math(?:bf|rm))\{\s*)?(?:\(([A-E])\).*|([A-E])\s*\}?\s*\.?\s*)", re.DOTALL)
+    r"\s*(?:\\(?:text(?:bf|rm)?|math(?:bf|rm))\{\s*)?(?:\(([A-E])\).*|([A-E])\s*\}?\s*\.?\s*)",
+    re.DOTALL | re.IGNORECASE)
 _PROSE_CHOICE = re.compile(r"(?<![\w\\{$])\(([A-E])\)(?![\w$])")
+_LONE_CHOICE = re.compile(r"(\A|\n)[\s#*]*([A-E])[\s*.]*\Z")  # a last line that is only the option: "**B**"
 
 
 def choice_letter(gold: str) -> str | None:
@@ -128,7 +180,7 @@ def choice_letter(gold: str) -> str | None:
 def chosen_letter(extracted: str) -> str | None:
     """The option letter an extracted answer names (``"B"``, ``"(B) 42"``, ``"\\text{(B)} 42"``), else None."""
     match = _CHOICE_ANSWER.fullmatch(extracted)
-    return None if match is None else match.group(1) or match.group(2)
+    return None if match is None else (match.group(1) or match.group(2)).upper()
 
 
 # A full stop inside display math ("$$6 \cdot 7 = 42.$$") makes the span unparseable for math-verify.
@@ -162,7 +214,7 @@ def _guard_parsing(parser_module) -> None:
 def main() -> None:
     logging.disable(logging.WARNING)
     import math_verify.parser
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
     from math_verify.parser import extract_match, get_extraction_regexes
 
     _guard_parsing(math_verify.parser)
@@ -180,37 +232,45 @@ def main() -> None:
                 return parsed
         return parse(readings[0], targets, parsing_timeout=None)
 
-    regexes = [(pattern, priority, target) for patterns, target in get_extraction_regexes(targets)
-               for pattern, priority in patterns]
+    choice_targets = [*targets, StringExtractionConfig(strings=tuple("ABCDE"), try_extract_without_anchor=False)]
 
     def value_start(match) -> int:
         starts = [match.start(name) for name, value in match.groupdict().items()
                   if value is not None and "percent" not in name]
         return min(starts, default=match.end())
 
-    def read_final_answer(text: str) -> list:
-        """math-verify's matches, chosen as in the rules above ``is_answer_statement``; parsed like ``parse``
-        in ``first_match`` mode (the chosen match, or its text when it does not parse; ``[]`` for none)."""
-        statements, others = [], []
-        for pattern, priority, target in regexes:
-            for match in pattern.finditer(text):
-                stated = priority <= STRONG_PRIORITY or (
-                    priority in ANSWER_WORD_PRIORITIES
-                    and is_answer_statement(text, match.start() + len("answer"), value_start(match)))
-                (statements if stated else others).append((-match.end(), priority, match.start(), match, target))
-        pool = statements or others
-        if not pool:
+    def read_final_answer(text: str, targets: list) -> list:
+        """math-verify's matches, chosen by ``choose_answer``; parsed like ``parse`` in ``first_match`` mode (the
+        chosen match, or its text when it does not parse; ``[]`` for none)."""
+        patterns = [(pattern, priority, target) for patterns, target in get_extraction_regexes(targets)
+                    for pattern, priority in patterns]
+
+        def scan(anchored: bool, pos: int = 0) -> list:
+            return [(match, priority, target) for pattern, priority, target in patterns
+                    if (priority <= max(ANSWER_WORD_PRIORITIES)) == anchored
+                    for match in pattern.finditer(text, pos)]
+
+        def spans(matches: list) -> list:
+            return [(m.start(), m.end(), priority, value_start(m)) for m, priority, _ in matches]
+
+        matches = scan(anchored=True)
+        pos = unanchored_from(text, spans(matches))
+        if pos is not None:
+            matches += scan(anchored=False, pos=pos)
+        chosen = choose_answer(text, spans(matches))
+        if chosen is None:
             return []
-        *_, match, target = min(pool, key=lambda c: c[:3])
-        if not statements and not is_finished(text, match.end()):
-            return []
+        match, _, target = matches[chosen]
         parsed, string = extract_match(match, target)
         return [parsed, string] if parsed is not None else [string] if string else []
 
     def parse_pred(request: dict, choice: str | None):
         if request.get("text") is not None:
             text = normalize_text(request["text"])
-            return read_final_answer(_PROSE_CHOICE.sub(r"$(\1)$", text) if choice else text)
+            if not choice:
+                return read_final_answer(text, targets)
+            return read_final_answer(_LONE_CHOICE.sub(r"\1Answer: \2", _PROSE_CHOICE.sub(r"$(\1)$", text)),
+                                     choice_targets)
         return parse("\\boxed{" + normalize_digit_groups(request["pred"]) + "}", targets, parsing_timeout=None)
 
     def grade_math(request: dict, reply: dict) -> None:
