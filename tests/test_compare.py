@@ -395,3 +395,38 @@ def test_held_out_sample_counts_are_checked(flag, capsys):
 
     assert main(["train", flag, "0"]) == 2
     assert f"{flag} must be >= 1; got 0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_start_evaluation_resumes_from_its_chunks_with_the_same_samples(tmp_path, tiny_model_dir, monkeypatch):
+    """Stopped after its first chunk, the starting model's evaluation goes on from the partial file and ends with
+    the samples of an uninterrupted pass; a partial file of other settings is refused."""
+    import rlrt.compare as cmp
+
+    train_args, config = cmp.parse_train_flags(
+        {"model": str(tiny_model_dir), "bf16": False, "eval_limit": 4, "max_completion_length": 4,
+         "output_dir": str(tmp_path / "unused")}, "start")
+    whole = cmp.evaluate_start(train_args, config, 3, 2, 5, tmp_path / "a" / "results.json", chunk=2)
+
+    calls, evaluate = [], cmp._evaluate
+
+    def stop_on_second_chunk(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*args)
+
+    monkeypatch.setattr(cmp, "_evaluate", stop_on_second_chunk)
+    path = tmp_path / "b" / "results.json"
+    with pytest.raises(KeyboardInterrupt):
+        cmp.evaluate_start(train_args, config, 3, 2, 5, path, chunk=2)
+    partial = path.with_name("results.partial.jsonl")
+    assert not path.exists() and [json.loads(x)["first"] for x in partial.read_text().splitlines()] == [0]
+    monkeypatch.setattr(cmp, "_evaluate", evaluate)
+    with pytest.raises(ValueError, match="other settings"):
+        cmp.evaluate_start(train_args, config, 4, 2, 5, path, chunk=2)
+    cmp.evaluate_start(train_args, config, 3, 2, 5, path, chunk=2)
+    first, second = json.loads(whole.read_text()), json.loads(path.read_text())
+    assert second["results"][0]["problems"] == first["results"][0]["problems"]
+    assert len(first["results"][0]["problems"]) == 4 and not partial.exists()
+    assert cmp.load_start(path).strata_samples == 2

@@ -338,14 +338,24 @@ def start_path(out: Path) -> Path:
     return out / "start" / "results.json"
 
 
-def evaluate_start(train_args, config, samples: int, strata_samples: int, seed: int, path: Path) -> Path:
-    """Sample the starting model ``samples`` times per held-out problem (the runs' held-out set and sampling
-    settings, sampling seed ``seed``) and write ``results.json`` in ``rlrt eval``'s layout, without completion
-    texts: per problem its answer and its samples' correctness (1/0), plus ``strata_samples``."""
-    import torch
+START_CHUNK = 16  # held-out problems per resumable chunk of the starting model's evaluation
 
-    from .evaluation.evaluate import evaluate_model
-    from .models import load_model, load_tokenizer, resolve_model
+
+def evaluate_start(train_args, config, samples: int, strata_samples: int, seed: int, path: Path,
+                   chunk: int = START_CHUNK) -> Path:
+    """Sample the starting model ``samples`` times per held-out problem (the runs' held-out set and sampling
+    settings) and write ``results.json`` in ``rlrt eval``'s layout, without completion texts: per problem its answer
+    and its samples' correctness (1/0), plus ``strata_samples``.
+
+    Resumable: problems are sampled ``chunk`` at a time, chunk ``i`` (first problem ``f``) with sampling seed
+    ``seed + f``, and each finished chunk is appended to ``results.partial.jsonl`` next to ``path`` -- a small file
+    that can be committed, so an evaluation of the starting model stopped by the end of a session goes on from
+    its last chunk in the next one, with the same samples as an uninterrupted pass. A partial file written with
+    other settings (samples, seed, chunk, problems) is refused with one line naming the file."""
+    from dataclasses import replace
+
+    from .evaluation.metrics import summarize
+    from .io import read_jsonl
     from .run import heldout_dataset, heldout_sampling
 
     dataset = heldout_dataset(train_args, config)
@@ -353,26 +363,64 @@ def evaluate_start(train_args, config, samples: int, strata_samples: int, seed: 
         raise ValueError("compare needs a held-out set: set eval_dataset in the shared train flags (not 'none').")
     sampling = heldout_sampling(train_args, config)
     sampling.seed = seed
+    partial = path.with_name("results.partial.jsonl")
+    done = {}
+    for record in read_jsonl(partial) if partial.is_file() else []:
+        expected = {"samples": samples, "seed": seed + record.get("first", -1), "chunk": chunk}
+        if {k: record.get(k) for k in expected} != expected or record["first"] >= len(dataset):
+            raise ValueError(f"{partial} was written with other settings ({ {k: record.get(k) for k in expected} } "
+                             f"vs {expected}); move it away to evaluate the starting model again.")
+        done[record["first"]] = record
+    model = tokenizer = None
+    started = time.perf_counter()
+    for first in range(0, len(dataset), chunk):
+        if first in done:
+            continue
+        if model is None:
+            model, tokenizer = _load_start_model(train_args, config)
+        rows = dataset.select(range(first, min(first + chunk, len(dataset))))
+        result = _evaluate(model, tokenizer, rows, samples, replace(sampling, seed=seed + first), train_args,
+                           f"starting model, problems {first + 1}-{first + len(rows)} of {len(dataset)}")
+        record = {"first": first, "chunk": chunk, "samples": samples, "seed": seed + first,
+                  "problems": [{"answer": p["answer"], "correct": [None if x is None else int(x) for x in p["correct"]]}
+                               for p in result["problems"]]}
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        with partial.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        done[first] = record
+    problems = [p for first in sorted(done) for p in done[first]["problems"]]
+    summary = summarize([p["correct"] for p in problems])
+    summary["seconds_this_pass"] = round(time.perf_counter() - started, 2)
+    payload = {
+        "sampling": {**sampling.to_dict(), "seed": seed, "chunk": chunk, "seed_rule": "seed + first problem of the chunk"},
+        "strata_samples": strata_samples,
+        "results": [{"model": train_args.model, "dataset": train_args.eval_dataset, "summary": summary,
+                     "problems": problems}],
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)
+    partial.unlink()
+    return path
+
+
+def _load_start_model(train_args, config):
+    import torch
+
+    from .models import load_model, load_tokenizer, resolve_model
+
     path_or_name = resolve_model(train_args.model)
     model = load_model(path_or_name, config.trust_remote_code)
     if torch.cuda.is_available():
         model = model.to("cuda")
-    tokenizer = load_tokenizer(path_or_name, config.trust_remote_code)
-    result = evaluate_model(model, tokenizer, dataset, samples, sampling, description="starting model",
-                            reward_config=train_args.reward_config)
-    del model
-    payload = {
-        "sampling": sampling.to_dict(), "strata_samples": strata_samples,
-        "results": [{"model": train_args.model, "dataset": train_args.eval_dataset, "summary": result["summary"],
-                     "problems": [{"answer": p["answer"],
-                                   "correct": [None if x is None else int(x) for x in p["correct"]]}
-                                  for p in result["problems"]]}],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(path)
-    return path
+    return model, load_tokenizer(path_or_name, config.trust_remote_code)
+
+
+def _evaluate(model, tokenizer, dataset, samples, sampling, train_args, description):
+    from .evaluation.evaluate import evaluate_model
+
+    return evaluate_model(model, tokenizer, dataset, samples, sampling, description=description,
+                          reward_config=train_args.reward_config)
 
 
 def load_start(path: Path):
