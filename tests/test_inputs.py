@@ -676,3 +676,29 @@ def test_refused_input_leaves_no_empty_output_folder(tmp_path, capsys):
     out = tmp_path / "new" / "report"
     assert main(["report", "--runs", str(tmp_path / "not-a-run"), "--output_dir", str(out)]) == 2
     assert "not a run folder" in _error_line(capsys, "report") and not out.exists()
+
+
+def test_model_path_that_is_not_a_model_is_one_line(tmp_path):
+    from rlrt.models import resolve_model
+
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"notes\.txt' is a file; pass the model's folder"):
+        resolve_model(str(tmp_path / "notes.txt"))
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"has no config\.json, so it is not a saved model\. It holds checkpoints"):
+        resolve_model(str(run))
+
+
+def test_sigterm_during_eval_exits_143(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    import rlrt.evaluation.evaluate as evaluate
+    from rlrt.cli import main
+
+    def terminated(*args, **kwargs):
+        raise KeyboardInterrupt("SIGTERM")  # what the handler installed during evaluation raises
+
+    monkeypatch.setattr(evaluate, "evaluate_model", terminated)
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", str(tiny_model_dir), "--limit", "1", "--output_dir", str(out)]) == 143
+    assert "stopped by SIGTERM; wrote the 0 finished" in capsys.readouterr().err
+    assert json.loads((out / "results.json").read_text())["stopped_by"] == "SIGTERM"

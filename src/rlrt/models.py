@@ -96,12 +96,21 @@ def embedded_model_dir() -> Path:
 def resolve_model(name_or_path: str | None) -> str:
     """A loadable model reference: the embedded default for ``None``/``"default"``, else the path or hub id.
 
-    A string that looks like a local path (starts with ``.``, ``/`` or ``~``, or exists) must exist.
+    A string that looks like a local path (starts with ``.``, ``/`` or ``~``, or exists) must exist and be a model
+    folder (with ``config.json``, or a LoRA adapter's ``adapter_config.json``, as ``save_pretrained`` writes them);
+    ``ValueError`` names what is wrong otherwise.
     """
     if name_or_path is None or name_or_path.lower() in DEFAULT_MODEL_ALIASES:
         return str(embedded_model_dir())
     expanded = os.path.expanduser(name_or_path)
     if os.path.exists(expanded):
+        if not os.path.isdir(expanded):
+            raise ValueError(f"Model path {name_or_path!r} is a file; pass the model's folder (config.json, weights, "
+                             "tokenizer), e.g. a run's final/ folder.")
+        if not any(os.path.isfile(os.path.join(expanded, n)) for n in ("config.json", "adapter_config.json")):
+            hint = (" It holds checkpoints: pass one of them, or its final/ folder." if any(
+                n.startswith("checkpoint-") or n == "final" for n in os.listdir(expanded)) else "")
+            raise ValueError(f"Model folder {name_or_path!r} has no config.json, so it is not a saved model.{hint}")
         return expanded
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise FileNotFoundError(
