@@ -702,3 +702,24 @@ def test_sigterm_during_eval_exits_143(tmp_path, tiny_model_dir, capsys, monkeyp
     assert main(["eval", "--model", str(tiny_model_dir), "--limit", "1", "--output_dir", str(out)]) == 143
     assert "stopped by SIGTERM; wrote the 0 finished" in capsys.readouterr().err
     assert json.loads((out / "results.json").read_text())["stopped_by"] == "SIGTERM"
+
+
+@pytest.mark.slow
+def test_a_run_without_any_correct_rollout_warns_once(tmp_path, tiny_model_dir, tokenizer, caplog):
+    from datasets import Dataset
+
+    from rlrt import RLRTConfig, RLRTTrainer
+
+    def never_correct(completions, **kw):
+        return [0.0] * len(completions)
+
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": f"q{i}"}], "answer": "1"} for i in range(8)])
+    args = RLRTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_steps=3,
+                      max_completion_length=4, report_to="none", save_strategy="no", bf16=False, disable_tqdm=True,
+                      logging_steps=1, no_correct_warning_steps=2)
+    trainer = RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[never_correct], args=args, train_dataset=dataset,
+                          processing_class=tokenizer)
+    with caplog.at_level("WARNING", logger="rlrt"):
+        trainer.train()
+    warned = [r.getMessage() for r in caplog.records if "no rollout has been correct" in r.getMessage()]
+    assert len(warned) == 1 and "for 2 consecutive rollout batches" in warned[0]
