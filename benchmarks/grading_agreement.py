@@ -88,8 +88,9 @@ def rlrt_before_grader():
     (package / "__init__.py").write_text("")
     (package / "rewards" / "__init__.py").write_text("")
     sys.path.insert(0, str(root))
-    from rlrt.rewards.math import worker_command
     from rlrt_before.rewards import math as before
+
+    from rlrt.rewards.math import worker_command
 
     verifier = before.MathVerifier()
     verifier.worker_command = worker_command(package / "rewards" / "_verify_worker.py")

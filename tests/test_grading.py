@@ -21,7 +21,7 @@ from rlrt.rewards import (
     reasoning_gym_reward,
 )
 from rlrt.rewards.math import fast_verdict, lone_final_box
-from rlrt.rewards.rg import RG_COLUMNS, score_rg
+from rlrt.rewards.rg import RG_COLUMNS
 
 TIMEOUT = 3.0
 
@@ -152,6 +152,91 @@ def test_strict_boxed_format_reads_only_the_last_box(verifier):
     assert grade(r"\boxed{5} then \boxed{31}", "31", boxed, verifier) == 1.0
     assert grade(r"<think>\boxed{31}</think> no box", "31", boxed, verifier) == 0.0
     assert grade(r"<think>\boxed{30}</think> \boxed{31}", "31", MathRewardConfig(), verifier) == 1.0
+
+
+# ------------------------------------------------- the audit's kinds: which stated answer is the final one
+
+# Each kind found by the independent audit (benchmarks/data/grading_cases_audit.py), with the grade a careful human
+# gives; the wrong-gold rows were all graded 1 (false positives) before the audit.
+AUDIT_KINDS = [
+    # a later answer statement beats an earlier box or final-answer sentence (self-corrections)
+    ("12", "Thus the answer is $\\boxed{12}$.\n\nHmm, wait. I mis-added: $7 + 8 = 15$. So the correct answer is 15.",
+     0.0),
+    ("15", "Thus the answer is $\\boxed{12}$.\n\nHmm, wait. I mis-added: $7 + 8 = 15$. So the correct answer is 15.",
+     1.0),
+    ("30", "So the total is $\\boxed{30}$.\n\nActually, I need to subtract the 6 overlapping pairs: $30 - 6 = 24$.\n\n"
+     "Answer: 24", 0.0),
+    ("24", "So the total is $\\boxed{30}$.\n\nActually, I need to subtract the 6 overlapping pairs: $30 - 6 = 24$.\n\n"
+     "Answer: 24", 1.0),
+    ("30", "Final Answer: The final answer is 30. I hope it is correct.\n\nActually, I need to subtract the 6 "
+     "overlapping pairs, so the final answer is 24.", 0.0),
+    ("\\frac{1}{2}", "The probability is $\\boxed{\\frac{1}{2}}$.\n\nWait, both coins must show heads.\n\n"
+     "Final answer: $\\frac{1}{4}$", 0.0),
+    ("120", "The first part is $\\boxed{120}$. Adding the second part, the total is $8{,}120$.\n\nAnswer: 8120", 0.0),
+    ("8120", "The first part is $\\boxed{120}$. Adding the second part, the total is $8{,}120$.\n\nAnswer: 8120", 1.0),
+    # a retraction after the last statement hands the answer to the last value after it
+    ("12", "$\\boxed{12}$\n\nWait, actually I should subtract the 3 defective ones: $12 - 3 = 9$.", 0.0),
+    ("12", "The answer is $\\boxed{12}$. Hmm, wait, I made a mistake: it should be 15 since I forgot the 3 extra.",
+     0.0),
+    ("12", "The answer is $\\boxed{12}$. Wait, let me double check: $3 \\times 4 = 12$. Yes, that's correct.", 1.0),
+    # "answer" mentioned, not stated: no anchor
+    ("12", "To answer this, note that $5 + 7 = 12$. Then doubling gives $24$.", 0.0),
+    ("24", "To answer this, note that $5 + 7 = 12$. Then doubling gives $24$.", 1.0),
+    ("15", "She answered 15 questions correctly out of 20, so her score is 75%.", 0.0),
+    ("10", "The final answer is 15. This answer is reasonable because it is more than the 10 we started with.", 0.0),
+    ("15", "The final answer is 15. This answer is reasonable because it is more than the 10 we started with.", 1.0),
+    ("7", "Therefore, the answer is $\\boxed{42}$.\n\nTo verify the answer: $42 / 6 = 7$ rows.", 0.0),
+    ("42", "Therefore, the answer is $\\boxed{42}$.\n\nTo verify the answer: $42 / 6 = 7$ rows.", 1.0),
+    ("3", "So our final answer is $\\boxed{9}$ apples, which is 3 more than the 6 she had.", 0.0),
+    ("9", "So our final answer is $\\boxed{9}$ apples, which is 3 more than the 6 she had.", 1.0),
+    # a truncated completion has no unanchored answer; a finished one does
+    ("12", "Let's compute step by step. First, $3 \\times 4 = 12$. Then we add the", 0.0),
+    ("48", "The floor is 6 by 8, so there are 48 square feet and each tile covers", 0.0),
+    ("25", "The first 5 odd numbers sum to 25. For the next part we consider the sequence $a_n = ", 0.0),
+    ("14", "So she has 14 marbles left", 1.0),
+    ("18", "She sells them for $2 each: 9 * 2 = 18 dollars.\n#### 18", 1.0),
+    # a full stop inside display math
+    ("42", "Multiplying the two counts, the number of ways is\n$$6 \\cdot 7 = 42.$$", 1.0),
+    ("48", "Multiplying the two counts, the number of ways is\n$$6 \\cdot 7 = 42.$$", 0.0),
+    # multiple choice: the option letter of the final answer
+    ("B", "Comparing the options, the answer is (B).", 1.0),
+    ("D", "Comparing the options, the answer is (B).", 0.0),
+    ("C", "$\\textbf{(C) }12$", 1.0),
+    ("B", "The answer is $\\boxed{\\textbf{(B)}\\ 42}$", 1.0),
+    ("C", "The answer is $\\boxed{\\textbf{(D)}}$.", 0.0),
+    ("B", "**B**", 1.0),
+    ("B", "Let's check each option. (A) is too small, (C) too big. The answer is B.", 1.0),
+    ("C", "Let's check each option. (A) is too small, (C) too big. The answer is B.", 0.0),
+]
+
+
+@pytest.mark.parametrize("gold, completion, expected", AUDIT_KINDS)
+def test_the_last_stated_answer_is_the_final_one(verifier, gold, completion, expected):
+    assert grade(completion, gold, verifier=verifier) == expected
+
+
+def test_answer_choice_rules_as_pure_functions():
+    """The rules of ``choose_answer`` on hand-made match spans ``(start, end, priority, value_start)``."""
+    from rlrt.rewards._verify_worker import choose_answer, is_answer_statement, is_finished, unanchored_from
+
+    text = "So \\boxed{12}. Hmm, wait. I mis-added. So the correct answer is 15. Also 16"
+    box = (3, 13, 50, 10)
+    stated = (text.index("answer is"), text.index("15") + 2, 200, text.index("15"))
+    plain = (text.index("16"), len(text), 300, text.index("16"))
+    assert is_answer_statement(text, stated[0], stated[3], 200)
+    assert choose_answer(text, [box, stated, plain]) == 1  # the later statement, not the box
+    assert choose_answer(text, [box, plain]) == 1  # the box is retracted ("wait"): the later value
+    assert unanchored_from(text, [box]) == text.index("wait") + len("wait")
+    assert unanchored_from("So \\boxed{12}.", [box]) is None  # nothing to retract it: no need to scan further
+    assert choose_answer(text[:-3], [box, stated]) == 1
+    mention = "This answer is reasonable because it is more than the 10"
+    assert not is_answer_statement(mention, 5, mention.index("10"), 200)
+    assert not is_answer_statement("To verify the answer: 42 / 6 = 7", 14, 31, 100)
+    assert is_answer_statement("Final Answer: The greatest $m$ is 9", 0, 34, 50)
+    assert not is_answer_statement("final answer is $\\boxed{9}$ apples, which is 3", 0, 44, 50)
+    assert is_finished("So 14 marbles left", 5) and is_finished("It is 12. Done.", 11)
+    assert not is_finished("First 12. Then we add the", 8)
+    assert choose_answer("First 12. Then we add the", [(6, 8, 300, 6)]) is None
 
 
 # ---------------------------------------------------------------- the shortcut never disagrees with the worker
@@ -354,11 +439,11 @@ def test_reward_choice_for_rg_datasets(capsys):
 # ------------------------------------------------------------------- the labelled collection of the benchmark
 
 
-def _labelled_cases():
+def _labelled_cases(name: str = "grading_cases.py"):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "grading_cases.py"
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / name
     spec = importlib.util.spec_from_file_location("grading_cases", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -373,18 +458,42 @@ def test_the_labelled_collection_is_graded_as_labelled(verifier):
     assert sum(c[3] == 0 for c in cases) >= len(cases) // 3
 
 
-def test_changing_the_answer_of_a_right_completion_makes_it_wrong(verifier):
-    """No false positive on wrong answers in every style: each right completion of the collection with one number
-    of its gold answer changed (everywhere in the completion) is graded 0."""
+# The audit collection's known limits (docs/grading.md): right answers graded 0, never a wrong answer graded 1.
+AUDIT_LIMITS = [("4", "We need $x^2 = 16$, so $x = 4$ (since $x > 0$).")]
+
+
+def test_the_audit_collection_is_graded_as_labelled_but_its_known_limits(verifier):
+    """benchmarks/grading_agreement.py's audit collection, written independently of the grader: every label is
+    met except the documented limits, which are all false negatives; no wrong answer is graded correct, also after
+    changing one number of the gold in each right completion."""
+    cases = _labelled_cases("grading_cases_audit.py")
+    grades = grade_batch([c[2] for c in cases], [c[1] for c in cases], verifier=verifier)
+    assert [(c[1], c[2]) for c, g in zip(cases, grades) if g != c[3]] == AUDIT_LIMITS
+    assert all(c[3] == 1 for c in cases if (c[1], c[2]) in AUDIT_LIMITS)
+    assert sum(c[3] == 0 for c in cases) >= 0.4 * len(cases)
+    golds, mutated = _mutated_right_completions(cases)
+    assert len(mutated) >= 100
+    assert [(g, m) for g, m, grade_ in zip(golds, mutated, grade_batch(mutated, golds, verifier=verifier))
+            if grade_ != 0.0] == []
+
+
+def _mutated_right_completions(cases):
     import re
 
     golds, mutated = [], []
-    for _, gold, completion, expected in _labelled_cases():
+    for _, gold, completion, expected in cases:
         for number in set(re.findall(r"\d+", gold)) if expected else ():
             changed = re.sub(rf"(?<!\d){number}(?!\d)", str(int(number) + 1), completion)
             if changed != completion:
                 golds.append(gold)
                 mutated.append(changed)
+    return golds, mutated
+
+
+def test_changing_the_answer_of_a_right_completion_makes_it_wrong(verifier):
+    """No false positive on wrong answers in every style: each right completion of the collection with one number
+    of its gold answer changed (everywhere in the completion) is graded 0."""
+    golds, mutated = _mutated_right_completions(_labelled_cases())
     assert len(mutated) >= 60
     grades = grade_batch(mutated, golds, verifier=verifier)
     assert [(g, m) for g, m, grade_ in zip(golds, mutated, grades) if grade_ != 0.0] == []

@@ -3,8 +3,11 @@ reasoning-gym's scorers run here too (``{"rg_task", "rg_config", "rg_index", "an
 ``eval()`` the model's answer, which must neither hang nor touch the training process).
 
 A request is ``{"gold", "text" | "pred", "timeout", "options"}``: ``text`` is the part of a completion an answer
-is read from, extracted with math-verify's own extraction (``\\boxed{}``, several boxes, "final answer is",
-"answer:", math spans, numbers in prose, in math-verify's priority order); ``pred`` is an already extracted
+is read from, with math-verify's own patterns and parsing (``\\boxed{}``, several boxes, "final answer is",
+"answer:", math spans, numbers in prose), the final answer chosen among them by position as a careful human
+reads it (``choose_answer``: the last answer statement, self-corrections and retractions included, a mention
+of the word "answer" is no statement, a truncated completion has no unstated answer; option letters for a
+multiple-choice gold); ``pred`` is an already extracted
 answer (the strict ``\\boxed{}``-only mode), parsed as ``\\boxed{pred}``. ``options`` are math-verify's ``verify``
 arguments (``float_rounding``, ``numeric_precision``, ``strict``, ``allow_set_relation_comp``) plus
 ``max_answer_chars``.
@@ -59,10 +62,14 @@ _LOOSE_MINUS = re.compile(r"(?:(?<![\w)\]}.])[−–]|(?<=[ (=:])-|(?<![\w-])neg
 _NEGATED_ANCHOR = re.compile(r"\banswer(?=\s*(?:is|was)?\s*(?:not\b|n't\b))", re.IGNORECASE)
 
 
+# A full stop inside display math ("$$6 \cdot 7 = 42.$$") makes the span unparseable for math-verify.
+_DISPLAY_FULL_STOP = re.compile(r"(?<=\S)\.[ \t]*(?=\$\$|\\\])")
+
+
 def normalize_text(text: str) -> str:
     """What math-verify reads: Markdown bold markers and escaped dollar signs (``\\$5.00``, a currency sign that
-    would hide the number from math-verify's readers) dropped, negated answer sentences no anchor, loose minus
-    signs attached, SI digit groups joined."""
+    would hide the number from math-verify's readers) dropped, a full stop at the end of display math dropped,
+    negated answer sentences no anchor, loose minus signs attached, SI digit groups joined."""
     text = _MARKDOWN_BOLD.sub(r"\2", text).replace("\\$", "").replace("−", "-")
     text = _NEGATED_ANCHOR.sub("value", _DISPLAY_FULL_STOP.sub("", text))
     return normalize_digit_groups(_LOOSE_MINUS.sub("-", text))
@@ -74,14 +81,19 @@ _MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
 # it is correct."; 50: boxes and "final answer ... is X"; 100: "answer: X"; 200: "answer ... X"; 300: math spans and
 # numbers in prose, no anchor) and takes the rightmost match of the best rank, so an earlier box beats a later
 # "the correct answer is 15" (a self-correction), and "To answer this, note 5 + 7 = 12" beats the last sentence.
-# rlrt keeps math-verify's patterns and parsing but chooses by position (``choose_answer``): the answer is the LAST
-# answer statement (a box, a final-answer sentence, or "answer" followed by a copula or colon right before the
-# value); a retraction after it ("Wait, I made a mistake ...") hands the answer to the last value after the
-# retraction; with no answer statement, the last math span or number. A value not stated as the answer counts only
-# in a finished completion (a truncated one has none).
+# rlrt keeps math-verify's patterns, ranks and parsing, and reads further as a careful human does
+# (``choose_answer``): only an answer STATEMENT is an anchor (a box, a final-answer sentence, or "answer" followed
+# by a copula or colon right before the value; not "this answer is reasonable since ... 10", not "to verify the
+# answer: ..."); math-verify's choice among the statements is replaced by a LATER one that is a box, a final-answer
+# sentence or "Answer: X", or by any later statement after a retraction ("Wait, I made a mistake ... so the answer
+# is 15"); a retraction after the final statement hands the answer to the last value after it; with no statement,
+# the last math span or number, and a value not stated as the answer counts only in a finished completion (a
+# truncated one has none).
 STRONG_PRIORITY = 50  # math-verify's final-answer sentences and boxes
+EMPHATIC_PRIORITY = 100  # ... and "answer: X": these replace an earlier statement without a retraction
 ANSWER_WORD_PRIORITIES = (100, 200)  # math-verify's "answer: X" and "answer ... X"
 _ANSWER_WORD = re.compile(r"(?:final answer|answer)", re.IGNORECASE)
+_WORD_PATTERNS = ("(?i:answer)", "(?i:final answer")  # how math-verify's anchored patterns begin
 # "answer" + at most a few words + a copula or colon (+ an adverb) right before the value, or before an equation
 # whose right side is the value: "answer is", "answer to the question is", "answer: the area is", "answer should
 # be", "answer is x =". Not "this answer is reasonable since it exceeds the", nor "to answer this, note 5 + 7 =".
@@ -93,8 +105,17 @@ _STATEMENT_GAP = re.compile(
 _VALUE_IN_GAP = re.compile(r"\\boxed|\\fbox|\$[^$]*\d[^$]*\$")  # "final answer is $\boxed{9}$ apples, which is 3"
 _CHECKING = re.compile(r"\b(?:verif|check|confirm|validat|test|examin|double-check)\w*\b[^.!?\n]{0,30}$",
                        re.IGNORECASE)  # "To verify the answer: 42 / 6 = 7" mentions the answer
-_RETRACTION = re.compile(r"\b(?:wait|oops|mistakes?|errors?|wrong|incorrect|miscalculat\w*|mis-?(?:add|count|read)\w*"
-                         r"|not (?:right|correct)|correction)\b", re.IGNORECASE)
+_RETRACTION = re.compile(
+    r"\b(?:wait|oops|I (?:have |think I )?made (?:a|an) (?:\w+ )?(?:mistake|error)|my (?:mistake|error|bad)"
+    r"|I was wrong|(?:'s|\bis|\bwas) (?:wrong|incorrect|not (?:right|correct))"
+    r"|miscalculat\w*|mis-?(?:add|count|read|calculat)\w*|correction)\b", re.IGNORECASE)
+_HEADING = re.compile(r"[\s#*>•-]*(?:(?:the|my|our)\s+)?(?:final\s+)?", re.IGNORECASE)
+# Before a later answer statement, also a milder revision replaces the earlier one ("Actually, the correct answer
+# is 15"); after the final statement only a retraction hands the answer to an unstated value ("Actually, this
+# matches the 12 we had" is no retraction).
+_REVISION = re.compile(_RETRACTION.pattern[:-3] + r"|actually|instead|rather|mistakes?|errors?|wrong|reconsider\w*"
+                       r"|re-?(?:calculat|evaluat|check|do)\w*|correct answer|corrected|second thought|hmm)\b",
+                       re.IGNORECASE)
 _GAP_DELIMITERS = " \t\n*$:\\([{-•"  # math and Markdown openers, list bullets
 _FINISHED_END = tuple(".!?)]}$>*\"'")
 
@@ -111,8 +132,23 @@ def is_answer_statement(text: str, start: int, value_start: int, priority: int) 
         return word is None and priority <= STRONG_PRIORITY  # a box
     if _CHECKING.search(text[max(0, start - 40) : start]):
         return False
-    gap = text[word.end() : value_start].rstrip(_GAP_DELIMITERS)
-    return gap == "" or (bool(_STATEMENT_GAP.fullmatch(gap)) and not _VALUE_IN_GAP.search(gap))
+    raw = text[word.end() : value_start]
+    gap = raw.rstrip(_GAP_DELIMITERS)
+    if gap == "":  # "Answer: 12", "**Answer** 12" at a line's start; not "a common mistake is to answer 12"
+        return ":" in raw or bool(_HEADING.fullmatch(text, text.rfind("\n", 0, start) + 1, start))
+    return bool(_STATEMENT_GAP.fullmatch(gap)) and not _VALUE_IN_GAP.search(gap)
+
+
+def box_end(text: str, start: int, limit: int) -> int:
+    """The end of the ``\\boxed{...}`` at ``text[start:]`` (its braces matched), or ``limit`` if it does not close."""
+    depth = 0
+    for i in range(text.find("{", start, limit), limit):
+        if i < 0:
+            break
+        depth += {"{": 1, "}": -1}.get(text[i], 0) if text[i - 1] != "\\" else 0
+        if depth == 0:
+            return i + 1
+    return limit
 
 
 def _last(candidates, indices) -> int | None:
@@ -120,14 +156,29 @@ def _last(candidates, indices) -> int | None:
     return min(indices, key=lambda i: (-candidates[i][1], candidates[i][2], candidates[i][0]), default=None)
 
 
+def _final_statement(text: str, candidates: list[tuple[int, int, int, int]], stated: list[bool]) -> int | None:
+    """The answer statement a careful human takes as final: math-verify's choice among the statements (best
+    anchor, then rightmost), unless a later statement replaces it: a box, a final-answer sentence or "Answer: X"
+    (priority <= 100) anywhere after it, or any statement after a retraction ("Wait, I made a mistake")."""
+    statements = [i for i, s in enumerate(stated) if s]
+    if not statements:
+        return None
+    top = min(candidates[i][2] for i in statements)
+    best = _last(candidates, (i for i in statements if candidates[i][2] == top))
+    end = candidates[best][1]
+    later = [i for i in statements if candidates[i][0] >= end and (
+        candidates[i][2] <= EMPHATIC_PRIORITY or _REVISION.search(text, end, candidates[i][1]))]
+    return _last(candidates, later) if later else best
+
+
 def unanchored_from(text: str, candidates: list[tuple[int, int, int, int]]) -> int | None:
     """Where the values not stated as the answer (math-verify's priority-300 matches) can matter to
-    ``choose_answer`` given the anchored ``candidates``: ``None`` when the last answer statement is not retracted
+    ``choose_answer`` given the anchored ``candidates``: ``None`` when the final answer statement is not retracted
     (they cannot), else the end of the retraction, or 0 with no statement. Saves scanning long completions."""
-    stated = [i for i, c in enumerate(candidates) if is_answer_statement(text, c[0], c[3], c[2])]
-    if not stated:
+    best = _final_statement(text, candidates, [is_answer_statement(text, c[0], c[3], c[2]) for c in candidates])
+    if best is None:
         return 0
-    retraction = _RETRACTION.search(text, candidates[_last(candidates, stated)][1])
+    retraction = _RETRACTION.search(text, candidates[best][1])
     return None if retraction is None else retraction.end()
 
 
@@ -135,7 +186,7 @@ def choose_answer(text: str, candidates: list[tuple[int, int, int, int]]) -> int
     """The index of the final answer among math-verify's matches ``(start, end, priority, value_start)`` in
     ``text``, as in the rules above; ``None`` when there is none (nothing read, or a truncated completion)."""
     stated = [is_answer_statement(text, c[0], c[3], c[2]) for c in candidates]
-    best = _last(candidates, (i for i, s in enumerate(stated) if s))
+    best = _final_statement(text, candidates, stated)
     if best is not None:
         retraction = _RETRACTION.search(text, candidates[best][1])
         later = [] if retraction is None else [i for i, c in enumerate(candidates)
@@ -182,9 +233,6 @@ def chosen_letter(extracted: str) -> str | None:
     match = _CHOICE_ANSWER.fullmatch(extracted)
     return None if match is None else (match.group(1) or match.group(2)).upper()
 
-
-# A full stop inside display math ("$$6 \cdot 7 = 42.$$") makes the span unparseable for math-verify.
-_DISPLAY_FULL_STOP = re.compile(r"(?<=\S)\.[ \t]*(?=\$\$|\\\])")
 
 
 class ItemTimeout(BaseException):
@@ -239,19 +287,34 @@ def main() -> None:
                   if value is not None and "percent" not in name]
         return min(starts, default=match.end())
 
+    def match_end(match) -> int:
+        # math-verify's plain-box pattern runs greedily to the text's last "}" and reads the last box inside it:
+        # its position is where that box closes.
+        if match.groupdict().get("first_latexBoxed") is None:
+            return match.end()
+        return box_end(match.string, match.string.rfind("\\boxed", match.start(), match.end()), match.end())
+
     def read_final_answer(text: str, targets: list) -> list:
         """math-verify's matches, chosen by ``choose_answer``; parsed like ``parse`` in ``first_match`` mode (the
         chosen match, or its text when it does not parse; ``[]`` for none)."""
         patterns = [(pattern, priority, target) for patterns, target in get_extraction_regexes(targets)
                     for pattern, priority in patterns]
 
+        words = [m.start() for m in _ANSWER_WORD.finditer(text)]
+
+        def find(pattern, pos: int):
+            # The patterns that begin with "answer" are tried at each occurrence of it: non-overlapping matches
+            # would let "answer is \boxed{12}. Actually, the correct answer is 15" hide the second statement.
+            if pattern.pattern.startswith(_WORD_PATTERNS):
+                return [m for m in (pattern.match(text, w) for w in words if w >= pos) if m is not None]
+            return list(pattern.finditer(text, pos))
+
         def scan(anchored: bool, pos: int = 0) -> list:
             return [(match, priority, target) for pattern, priority, target in patterns
-                    if (priority <= max(ANSWER_WORD_PRIORITIES)) == anchored
-                    for match in pattern.finditer(text, pos)]
+                    if (priority <= max(ANSWER_WORD_PRIORITIES)) == anchored for match in find(pattern, pos)]
 
         def spans(matches: list) -> list:
-            return [(m.start(), m.end(), priority, value_start(m)) for m, priority, _ in matches]
+            return [(m.start(), match_end(m), priority, value_start(m)) for m, priority, _ in matches]
 
         matches = scan(anchored=True)
         pos = unanchored_from(text, spans(matches))

@@ -1,10 +1,13 @@
 """Math answer verification that never hangs and never crashes a run.
 
-* What is read as the answer: by default (``answer_format="any"``) math-verify's own extraction, run on the part
-  of the completion after the last ``</think>``: ``\\boxed{}`` (several boxes together are one answer), "The final
-  answer is X. I hope it is correct.", "answer: X", math spans (``$..$``, ``\\(..\\)``, ``\\[..\\]``) and numbers in
-  prose, units and percent signs after a span, in math-verify's priority order (the rightmost match of the best
-  anchor wins). ``answer_format="boxed"`` reads only the last ``\\boxed{}`` (for runs that force the format).
+* What is read as the answer: by default (``answer_format="any"``) math-verify's own patterns and parsing, run on
+  the part of the completion after the last ``</think>``: ``\\boxed{}`` (several boxes together are one answer),
+  "The final answer is X. I hope it is correct.", "answer: X", math spans (``$..$``, ``\\(..\\)``, ``\\[..\\]``) and
+  numbers in prose, units and percent signs after a span; the final answer is chosen among them by position as a
+  careful human reads it: the last answer statement (a later "the correct answer is 15" beats an earlier box), a
+  retraction after it hands the answer to the later value, a mere mention of "answer" is no statement, and a
+  truncated completion has no unstated answer (``_verify_worker.choose_answer``). ``answer_format="boxed"`` reads
+  only the last ``\\boxed{}`` (for runs that force the format).
 * ``MathVerifier``: math-verify's ``parse`` and ``verify`` in a persistent worker *subprocess* that is killed and
   restarted when an item exceeds its time bound, so the bound holds on any thread and inside worker processes
   (math-verify's own timeouts use ``signal.alarm``, which does not). A plain number in a lone final box against a
@@ -40,7 +43,8 @@ class MathRewardConfig:
     defaults.
 
     Attributes:
-        answer_format: ``"any"``: math-verify's extraction (boxes, answer sentences, math spans, numbers in prose);
+        answer_format: ``"any"``: math-verify's extraction (boxes, answer sentences, math spans, numbers in prose;
+            the last stated answer wins, see the module docstring);
             ``"boxed"``: only the last ``\\boxed{}`` counts (a strict format for training runs).
         timeout_seconds: bound on one item (parsing and comparison in the worker).
         max_completion_chars: only the last this-many characters of a completion are searched (answers come last).
