@@ -8,6 +8,8 @@ Two passes, each writing its own section of benchmarks/results/chain_task_accura
     # heldout: the whole held-out split, 32 samples per problem, at the default difficulty: avg@32, pass@k, the
     # starting model's per-problem accuracy in the strata never / <60% / >=60% (rlrt.evaluation.strata)
     OMP_NUM_THREADS=2 python benchmarks/chain_task_accuracy.py heldout --samples 32
+    # or, instead of sampling again: the same numbers from `rlrt compare`'s evaluation of the starting model
+    python benchmarks/chain_task_accuracy.py from_start --start <compare output_dir>/start/results.json
 
 ``heldout`` samples ``--chunk`` problems at a time (sampling seed = the chunk's first problem index) and appends
 each chunk to ``<out>.partial.jsonl``, so an interrupted pass resumes where it stopped; ``--max_problems`` stops
@@ -113,7 +115,8 @@ def heldout(model, tokenizer, args) -> tuple[dict, list[dict]]:
     strata = assign_strata(counts, samples)
     summary = summarize(scores)
     section = {
-        "options": asdict(ChainOptions()), "split": "test", "problems": len(done), "complete": len(done) == len(dataset),
+        "options": asdict(ChainOptions()), "split": "test", "problems": len(done),
+        "complete": len(done) == len(dataset),
         "samples": samples, "max_new_tokens": args.max_new_tokens,
         "summary": summary,
         "strata": {label: strata.count(label) for label in stratum_labels()},
@@ -123,9 +126,38 @@ def heldout(model, tokenizer, args) -> tuple[dict, list[dict]]:
     return section, done
 
 
+def from_start(path: Path, strata_samples: int = 32) -> dict:
+    """The held-out section from ``rlrt compare``'s evaluation of the starting model on ``chain:test``
+    (``start/results.json``, or its ``results.partial.jsonl`` while it runs): the same measurement (temperature
+    1.0, the runs' completion length), so it is not sampled twice; strata from its first ``strata_samples``
+    (read from ``results.json``; ``strata_samples`` for a partial file)."""
+    from rlrt.data.chain import HELD_OUT_SIZE
+    from rlrt.evaluation.metrics import summarize
+    from rlrt.evaluation.strata import assign_strata, strata_from_results, stratum_labels
+    from rlrt.io import read_jsonl
+
+    if path.suffix == ".jsonl":
+        problems = [p for record in sorted(read_jsonl(path), key=lambda r: r["first"]) for p in record["problems"]]
+        payload = {"strata_samples": strata_samples, "results": [{"dataset": "chain:test", "problems": problems}]}
+    else:
+        payload = json.loads(path.read_text())
+    counts, samples, _ = strata_from_results(payload, "chain:test")
+    rows = next((r for r in payload["results"] if r.get("dataset") == "chain:test"), payload["results"][0])["problems"]
+    strata = assign_strata(counts, samples)
+    return {
+        "source": str(path), "split": "test", "problems": len(rows), "complete": len(rows) == HELD_OUT_SIZE,
+        "samples": samples, "samples_in_source": min(len(p["correct"]) for p in rows),
+        "summary": summarize([p["correct"][:samples] for p in rows]),
+        "summary_all_samples": summarize([p["correct"] for p in rows]),
+        "strata": {label: strata.count(label) for label in stratum_labels()},
+        "per_problem_correct": counts,
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("sweep", "heldout"))
+    parser.add_argument("mode", choices=("sweep", "heldout", "from_start"))
+    parser.add_argument("--start", help="from_start: compare's start/results.json (or results.partial.jsonl).")
     parser.add_argument("--settings", nargs="*", default=["{}"], help="sweep: JSON task options, one per setting.")
     parser.add_argument("--problems", type=int, default=16, help="sweep: training problems per setting.")
     parser.add_argument("--samples", type=int, default=None, help="Samples per problem (sweep 4, heldout 32).")
@@ -140,12 +172,18 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/results/chain_task_accuracy.json")
     args = parser.parse_args(argv)
 
+    out = Path(args.out)
+    record = json.loads(out.read_text()) if out.exists() else {}
+    if args.mode == "from_start":
+        record["heldout"] = from_start(Path(args.start), args.samples or 32)
+        print(json.dumps({k: v for k, v in record["heldout"].items() if k != "per_problem_correct"}, indent=2))
+        out.write_text(json.dumps(record, indent=2))
+        return 0
+
     from rlrt.models import load_model, load_tokenizer, resolve_model
 
     path = resolve_model(args.model)
     model, tokenizer = load_model(path), load_tokenizer(path)
-    out = Path(args.out)
-    record = json.loads(out.read_text()) if out.exists() else {}
     record["model"] = args.model
     record["machine"] = f"CPU ({os.cpu_count()} cores, shared), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"
     if args.mode == "sweep":

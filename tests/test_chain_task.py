@@ -122,17 +122,24 @@ def test_bad_split():
         chain_task("dev")
 
 
-def test_calibration_heldout_pass_resumes_and_counts_strata(tmp_path, monkeypatch):
-    """benchmarks/chain_task_accuracy.py: chunks shared by two workers, resumed without resampling, strata by hand."""
-    import argparse
+def _calibration_script():
     import importlib.util
-    import json
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "chain_task_accuracy.py"
     spec = importlib.util.spec_from_file_location("chain_task_accuracy", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_calibration_heldout_pass_resumes_and_counts_strata(tmp_path, monkeypatch):
+    """benchmarks/chain_task_accuracy.py: chunks shared by two workers, resumed without resampling, strata by hand."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    script = _calibration_script()
     sampled = []
 
     def fake_measure(model, tokenizer, dataset, samples, max_new_tokens, batch_size, seed=0):
@@ -158,3 +165,20 @@ def test_calibration_heldout_pass_resumes_and_counts_strata(tmp_path, monkeypatc
     script.heldout(None, None, args)  # all done: nothing is sampled again
     assert len(sampled) == 9 and len(Path(f"{out}.partial.jsonl").read_text().splitlines()) == 9
     assert json.loads(Path(f"{out}.partial.jsonl").read_text().splitlines()[0])["samples"] == 32
+
+
+def test_calibration_from_compare_start_evaluation(tmp_path):
+    """The held-out section read from compare's partial start evaluation: strata from the first 32 of 64 samples."""
+    import json
+
+    partial = tmp_path / "results.partial.jsonl"
+    records = [{"first": first, "chunk": 4, "samples": 64, "seed": 1000 + first,
+                "problems": [{"answer": "1", "correct": [1] * c + [0] * (64 - c)} for c in counts]}
+               for first, counts in ((4, [0, 12, 24, 40]), (0, [0, 0, 33, 64]))]
+    partial.write_text("".join(json.dumps(r) + "\n" for r in records))
+    section = _calibration_script().from_start(partial)
+    # first 32 samples: correct counts 0, 0, 32, 32 then 0, 12, 24, 32
+    assert section["per_problem_correct"] == [0, 0, 32, 32, 0, 12, 24, 32]
+    assert section["strata"] == {"never": 3, "<60%": 1, ">=60%": 4} and not section["complete"]
+    assert section["summary"]["avg@32"] == pytest.approx((32 + 32 + 12 + 24 + 32) / 32 / 8)
+    assert section["summary_all_samples"]["avg@64"] == pytest.approx((33 + 64 + 12 + 24 + 40) / 64 / 8)

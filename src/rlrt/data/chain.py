@@ -10,7 +10,8 @@ Calibration (``benchmarks/chain_task_accuracy.py``, ``benchmarks/results/chain_t
 SmolLM2-135M, temperature 1.0, 48 new tokens, graded as ``rlrt eval`` grades): sampled accuracy on 16 training
 problems x 4 samples was 15.6 % at the default ``steps=3, max_operand=4`` and 10.9 % at ``steps=2,
 max_operand=5``; ``steps=2, max_operand=9`` gave 4.2 % (24 x 4, 64 tokens) and 3.1 % with ``+`` only (16 x 4).
-The held-out split at 32 samples per problem (avg@32 and the strata never / <60 % / >=60 %): see the JSON.
+The held-out split's per-problem accuracy over 32 samples (strata never / <60 % / >=60 %) is in the JSON once
+measured (``heldout``, or ``from_start`` on ``rlrt compare``'s evaluation of the starting model; docs/performance.md).
 Answers are small (0-14 on the held-out split, 0 the most frequent at 15.6 %), so a fixed guess scores about as
 much as the starting model and pass@k at large k partly measures guessing; a harder setting (``max_operand``
 9 or more) narrows that at the price of a lower starting accuracy. That GRPO stays under 70 % held-out in a
