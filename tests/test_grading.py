@@ -195,6 +195,11 @@ AUDIT_KINDS = [
     ("25", "The first 5 odd numbers sum to 25. For the next part we consider the sequence $a_n = ", 0.0),
     ("14", "So she has 14 marbles left", 1.0),
     ("18", "She sells them for $2 each: 9 * 2 = 18 dollars.\n#### 18", 1.0),
+    # a completion cut off inside its think block gave no answer; a later "**Answer:** X" heading replaces a box
+    ("12", "<think>\nLet me compute. 3 * 4 = 12. So the answer is 12. But wait, the question asks for", 0.0),
+    ("12", "<think>\nLet me compute. 3 * 4 = 12.\n</think>\n\nThe answer is $\\boxed{12}$.", 1.0),
+    ("12", "So the total is $\\boxed{30}$.\n\n**Answer:** 12", 1.0),
+    ("30", "So the total is $\\boxed{30}$.\n\n**Answer:** 12", 0.0),
     # a full stop inside display math
     ("42", "Multiplying the two counts, the number of ways is\n$$6 \\cdot 7 = 42.$$", 1.0),
     ("48", "Multiplying the two counts, the number of ways is\n$$6 \\cdot 7 = 42.$$", 0.0),

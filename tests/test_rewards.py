@@ -43,6 +43,7 @@ def test_think_block_and_boxed_extraction():
     assert extract_final_answer(r"<think>maybe \boxed{3}</think> so \boxed{4}", config) == "4"
     assert extract_final_answer(r"<think>maybe \boxed{3}</think> no final box", config) is None
     assert extract_final_answer(r"without a think block \boxed{5}", config) == "5"
+    assert extract_final_answer(r"<think>so \boxed{5}, but wait", config) is None  # cut off while thinking
     assert extract_final_answer("Adding them, the answer is 42.", config) is None  # boxes only
     with pytest.raises(ValueError, match="answer_format"):
         MathRewardConfig(answer_format="last_number")

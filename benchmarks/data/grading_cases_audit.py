@@ -325,6 +325,10 @@ CASES = [
     ("markdown", "2", "**Step 3:** Solve for $x$: $x = 2$.\n\n**Answer:** $x = 2$", 1),
     ("self_correction", "2", "First I got 3, which is wrong. Redoing it: $x = 2$.\n\n$\\boxed{2}$", 1),
     ("self_correction", "3", "First I got 3, which is wrong. Redoing it: $x = 2$.\n\n$\\boxed{2}$", 0),
+    ("think", "12", "<think>\nLet me compute. 3 * 4 = 12. So the answer is 12. But wait, the question asks for", 0),
+    ("think", "12", "<think>\nLet me compute. 3 * 4 = 12.\n</think>\n\nThe answer is $\\boxed{12}$.", 1),
+    ("markdown", "12", "So the total is $\\boxed{30}$.\n\n**Answer:** 12", 1),
+    ("markdown", "30", "So the total is $\\boxed{30}$.\n\n**Answer:** 12", 0),
 ]
 
 ROUND_ONE = 217  # CASES[:ROUND_ONE] were written before the grader was changed

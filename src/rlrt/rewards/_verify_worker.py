@@ -90,7 +90,7 @@ _MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
 # the last math span or number, and a value not stated as the answer counts only in a finished completion (a
 # truncated one has none).
 STRONG_PRIORITY = 50  # math-verify's final-answer sentences and boxes
-EMPHATIC_PRIORITY = 100  # ... and "answer: X": these replace an earlier statement without a retraction
+EMPHATIC_PRIORITY = 100  # ... and "Answer: X" heading a line: these replace an earlier statement
 ANSWER_WORD_PRIORITIES = (100, 200)  # math-verify's "answer: X" and "answer ... X"
 _ANSWER_WORD = re.compile(r"(?:final answer|answer)", re.IGNORECASE)
 _WORD_PATTERNS = ("(?i:answer)", "(?i:final answer")  # how math-verify's anchored patterns begin
@@ -156,6 +156,13 @@ def _last(candidates, indices) -> int | None:
     return min(indices, key=lambda i: (-candidates[i][1], candidates[i][2], candidates[i][0]), default=None)
 
 
+def _is_emphatic(text: str, candidate: tuple[int, int, int, int]) -> bool:
+    """A box or final-answer sentence, or "Answer: X" heading a line (not "the answer: 3 groups of 4" in prose)."""
+    start, _, priority, _ = candidate
+    return priority <= STRONG_PRIORITY or priority <= EMPHATIC_PRIORITY and bool(
+        _HEADING.fullmatch(text, text.rfind("\n", 0, start) + 1, start))
+
+
 def _final_statement(text: str, candidates: list[tuple[int, int, int, int]], stated: list[bool]) -> int | None:
     """The answer statement a careful human takes as final: math-verify's choice among the statements (best
     anchor, then rightmost), unless a later statement replaces it: a box, a final-answer sentence or "Answer: X"
@@ -167,7 +174,7 @@ def _final_statement(text: str, candidates: list[tuple[int, int, int, int]], sta
     best = _last(candidates, (i for i in statements if candidates[i][2] == top))
     end = candidates[best][1]
     later = [i for i in statements if candidates[i][0] >= end and (
-        candidates[i][2] <= EMPHATIC_PRIORITY or _REVISION.search(text, end, candidates[i][1]))]
+        _is_emphatic(text, candidates[i]) or _REVISION.search(text, end, candidates[i][1]))]
     return _last(candidates, later) if later else best
 
 

@@ -49,7 +49,8 @@ class MathRewardConfig:
         timeout_seconds: bound on one item (parsing and comparison in the worker).
         max_completion_chars: only the last this-many characters of a completion are searched (answers come last).
         max_answer_chars: a longer extracted answer counts as no answer.
-        think_close_tag: with a think block, only the text after the last such tag is searched.
+        think_close_tag: with a think block, only the text after the last such tag is searched; a completion that
+            opens a think block and never closes it has no answer.
         float_rounding: decimal places floats are rounded to before comparing (math-verify default 6).
         numeric_precision: significant digits of numeric evaluation (math-verify default 15); e.g. with
             ``float_rounding=2`` the answer 0.43 matches a gold 3/7.
@@ -140,10 +141,14 @@ def _last_box_span(text: str, max_tries: int = 8) -> tuple[int, int] | None:
 
 
 def answer_region(text: str, config: MathRewardConfig) -> str:
-    """The part of a completion an answer is read from: after the last think tag, if any; the tail otherwise."""
+    """The part of a completion an answer is read from: after the last think tag, if any; the tail otherwise; empty
+    when the completion opens a think block (``<think>`` for ``</think>``) and never closes it: it was cut off while
+    thinking and gave no answer."""
     tag = config.think_close_tag
     if tag and tag in text:
         text = text[text.rindex(tag) + len(tag) :]
+    elif tag and tag.startswith("</") and "<" + tag[2:] in text:
+        return ""
     return text[-config.max_completion_chars :]
 
 
