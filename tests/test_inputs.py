@@ -361,6 +361,10 @@ def _error_line(capsys, command):
         (["eval", "--num_sample", "3"], "unknown flag --num_sample (did you mean --num_samples?)"),
         (["inspect", "--critical_position", "2"], "(did you mean --critical_positions?)"),
         (["report", "--skipshift"], "(did you mean --skip_shift?)"),
+        (["train", "--lr_scheduler_type", "constnt"], "invalid choice: 'constnt'"),  # a bad value: no usage dump
+        (["train", "--lr_scheduler_type", "constnt"], "(did you mean 'constant'?)"),
+        (["train", "--bf16", "maybe"], "argument --bf16"),
+        (["eval", "--num_samples", "many"], "invalid int value: 'many'"),
     ],
 )
 def test_misspelled_flag_suggests_the_closest_name(capsys, argv, message):
@@ -723,3 +727,24 @@ def test_a_run_without_any_correct_rollout_warns_once(tmp_path, tiny_model_dir, 
         trainer.train()
     warned = [r.getMessage() for r in caplog.records if "no rollout has been correct" in r.getMessage()]
     assert len(warned) == 1 and "for 2 consecutive rollout batches" in warned[0]
+
+
+def test_typo_of_the_embedded_model_name():
+    from rlrt.models import resolve_model
+
+    with pytest.raises(ValueError, match=r"Unknown model 'smolm2-135m' \(did you mean 'smollm2-135m'\?\)"):
+        resolve_model("smolm2-135m")
+    assert resolve_model("gpt2") == "gpt2"  # a bare hub id is left to the hub
+
+
+def test_array_rewards_are_read_as_lists():
+    from collections import Counter
+
+    import numpy as np
+    import torch
+
+    from rlrt.reliability import guard_reward_function
+
+    for array in (np.array([0.5, 1.0]), torch.tensor([0.5, 1.0])):
+        guarded = guard_reward_function(lambda prompts, completions, array=array, **kw: array, "skip", Counter())
+        assert guarded(prompts=["p"] * 2, completions=["c"] * 2) == [0.5, 1.0]

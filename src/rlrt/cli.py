@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 
 from .io import ensure_output_dir
@@ -78,6 +79,7 @@ def parse_command(name: str, argv: list[str]):
     description = (module.__doc__ or "").strip().split("\n\n")[0]
     # No prefix abbreviations: `--num_sample` must not silently mean `--num_samples`.
     parser = TrlParser(module.COMMAND_ARGUMENTS, prog=f"rlrt {name}", description=description, allow_abbrev=False)
+    parser.error = _usage_error  # one line, not the usage of every flag
     parser.set_defaults(**getattr(module, "COMMAND_DEFAULTS", {}))
     config_file = _check_config_file(argv)
     *parsed, from_config, from_flags = parser.parse_args_and_config(
@@ -91,6 +93,15 @@ def parse_command(name: str, argv: list[str]):
         stray = [s for s in from_flags if not s.startswith("-")]
         raise ValueError("; ".join(unknown) or f"unexpected arguments {stray} (every option is a --flag VALUE pair)")
     return tuple(parsed), getattr(module, f"run_{name}")
+
+
+def _usage_error(message: str):
+    """argparse's errors (a bad value for a typed or choice flag) as one ``ValueError`` line, with the closest valid
+    choice where argparse lists them."""
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        message += did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+    raise ValueError(f"{message} (--help lists the options)")
 
 
 def _check_config_file(argv: list[str]) -> str | None:

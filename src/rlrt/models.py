@@ -8,6 +8,7 @@ once, and cached as safetensors so later loads take under a second. Nothing here
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib.util
 import os
@@ -112,6 +113,10 @@ def resolve_model(name_or_path: str | None) -> str:
                 n.startswith("checkpoint-") or n == "final" for n in os.listdir(expanded)) else "")
             raise ValueError(f"Model folder {name_or_path!r} has no config.json, so it is not a saved model.{hint}")
         return expanded
+    close = difflib.get_close_matches(name_or_path.lower(), sorted(DEFAULT_MODEL_ALIASES), n=1, cutoff=0.8)
+    if close and "/" not in name_or_path:  # a typo of the embedded model's name, not a hub id
+        raise ValueError(f"Unknown model {name_or_path!r} (did you mean {close[0]!r}?): pass an existing folder, a "
+                         f"hub id, or '{DEFAULT_MODEL}' for the embedded model.")
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         raise FileNotFoundError(
             f"Model path {name_or_path!r} does not exist. Pass an existing folder, a hub id such as "

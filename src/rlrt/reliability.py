@@ -59,6 +59,8 @@ def guard_reward_function(func: Callable, mode: str, errors: Counter, last_error
                     "reward_errors='skip' to score failing samples None and go on."
                 ) from err
             values = _per_sample(func, name, prompts, completions, kwargs, errors, last_errors)
+        if not isinstance(values, (list, tuple)) and hasattr(values, "tolist"):  # a numpy array or a 1-D tensor
+            values = values.tolist()
         _check_values(name, values, len(completions))
         return values
 
