@@ -239,6 +239,8 @@ def test_answer_choice_rules_as_pure_functions():
     assert not is_answer_statement("To verify the answer: 42 / 6 = 7", 14, 31, 100)
     assert is_answer_statement("Final Answer: The greatest $m$ is 9", 0, 34, 50)
     assert not is_answer_statement("final answer is $\\boxed{9}$ apples, which is 3", 0, 44, 50)
+    assert is_answer_statement("Therefore, answer = 12", 11, 20, 200)
+    assert not is_answer_statement("To answer this, note that 5 + 7 = 12", 3, 34, 200)
     assert is_finished("So 14 marbles left", 5) and is_finished("It is 12. Done.", 11)
     assert not is_finished("First 12. Then we add the", 8)
     assert choose_answer("First 12. Then we add the", [(6, 8, 300, 6)]) is None

@@ -96,9 +96,10 @@ _ANSWER_WORD = re.compile(r"(?:final answer|answer)", re.IGNORECASE)
 _WORD_PATTERNS = ("(?i:answer)", "(?i:final answer")  # how math-verify's anchored patterns begin
 # "answer" + at most a few words + a copula or colon (+ an adverb) right before the value, or before an equation
 # whose right side is the value: "answer is", "answer to the question is", "answer: the area is", "answer should
-# be", "answer is x =". Not "this answer is reasonable since it exceeds the", nor "to answer this, note 5 + 7 =".
+# be", "answer is x =", "answer = ". Not "this answer is reasonable since it exceeds the", nor "to answer this,
+# note 5 + 7 =".
 _STATEMENT_GAP = re.compile(
-    r"[^.!?\n]{0,40}?(?:\b(?:is|was|are|be|equals?)\b|:)"
+    r"(?:\s*=|[^.!?\n]{0,40}?(?:\b(?:is|was|are|be|equals?)\b|:))"
     r"(?:\s+(?:therefore|thus|then|now|actually|indeed|simply|just|still|clearly|exactly|hence)\b)?"
     r"(?:[^.!?\n=]{0,40}=)?\s*",
     re.IGNORECASE)
@@ -117,7 +118,7 @@ _REVISION = re.compile(_RETRACTION.pattern[:-3] + r"|actually|instead|rather|mis
                        r"|re-?(?:calculat|evaluat|check|do)\w*|correct answer|corrected|second thought|hmm)\b",
                        re.IGNORECASE)
 _GAP_DELIMITERS = " \t\n*$:\\([{-•"  # math and Markdown openers, list bullets
-_FINISHED_END = tuple(".!?)]}$>*\"'")
+_FINISHED_END = tuple(".!?)]}$>*\"'`")
 
 
 def is_answer_statement(text: str, start: int, value_start: int, priority: int) -> bool:
