@@ -200,6 +200,8 @@ AUDIT_KINDS = [
     ("12", "<think>\nLet me compute. 3 * 4 = 12.\n</think>\n\nThe answer is $\\boxed{12}$.", 1.0),
     ("12", "So the total is $\\boxed{30}$.\n\n**Answer:** 12", 1.0),
     ("30", "So the total is $\\boxed{30}$.\n\n**Answer:** 12", 0.0),
+    ("30", "So the total is $\\boxed{30}$.\n\nFinal answer: 24", 0.0),  # "answer:" inside "Final answer:"
+    ("24", "So the total is $\\boxed{30}$.\n\nFinal answer: 24", 1.0),
     # a full stop inside display math
     ("42", "Multiplying the two counts, the number of ways is\n$$6 \\cdot 7 = 42.$$", 1.0),
     ("48", "Multiplying the two counts, the number of ways is\n$$6 \\cdot 7 = 42.$$", 0.0),

@@ -329,6 +329,8 @@ CASES = [
     ("think", "12", "<think>\nLet me compute. 3 * 4 = 12.\n</think>\n\nThe answer is $\\boxed{12}$.", 1),
     ("markdown", "12", "So the total is $\\boxed{30}$.\n\n**Answer:** 12", 1),
     ("markdown", "30", "So the total is $\\boxed{30}$.\n\n**Answer:** 12", 0),
+    ("self_correction", "30", "So the total is $\\boxed{30}$.\n\nFinal answer: 24", 0),
+    ("self_correction", "24", "So the total is $\\boxed{30}$.\n\nFinal answer: 24", 1),
 ]
 
 ROUND_ONE = 217  # CASES[:ROUND_ONE] were written before the grader was changed

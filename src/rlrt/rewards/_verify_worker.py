@@ -94,6 +94,7 @@ EMPHATIC_PRIORITY = 100  # ... and "Answer: X" heading a line: these replace an 
 ANSWER_WORD_PRIORITIES = (100, 200)  # math-verify's "answer: X" and "answer ... X"
 _ANSWER_WORD = re.compile(r"(?:final answer|answer)", re.IGNORECASE)
 _WORD_PATTERNS = ("(?i:answer)", "(?i:final answer")  # how math-verify's anchored patterns begin
+_ANSWER_STARTS = re.compile(r"(?=final answer|answer)", re.IGNORECASE)
 # "answer" + at most a few words + a copula or colon (+ an adverb) right before the value, or before an equation
 # whose right side is the value: "answer is", "answer to the question is", "answer: the area is", "answer should
 # be", "answer is x =", "answer = ". Not "this answer is reasonable since it exceeds the", nor "to answer this,
@@ -308,7 +309,7 @@ def main() -> None:
         patterns = [(pattern, priority, target) for patterns, target in get_extraction_regexes(targets)
                     for pattern, priority in patterns]
 
-        words = [m.start() for m in _ANSWER_WORD.finditer(text)]
+        words = [m.start() for m in _ANSWER_STARTS.finditer(text)]  # "Final answer": both words
 
         def find(pattern, pos: int):
             # The patterns that begin with "answer" are tried at each occurrence of it: non-overlapping matches
