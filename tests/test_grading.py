@@ -202,6 +202,16 @@ AUDIT_KINDS = [
     ("30", "So the total is $\\boxed{30}$.\n\n**Answer:** 12", 0.0),
     ("30", "So the total is $\\boxed{30}$.\n\nFinal answer: 24", 0.0),  # "answer:" inside "Final answer:"
     ("24", "So the total is $\\boxed{30}$.\n\nFinal answer: 24", 1.0),
+    # GSM8K's "#### X" line states the answer; "I forgot" retracts
+    ("17", "So the result is $\\boxed{17}$.\n\n#### 23", 0.0),
+    ("23", "So the result is $\\boxed{17}$.\n\n#### 23", 1.0),
+    ("17", "The answer is 17.\n\nActually, I forgot to subtract the broken ones.\n\nSo the total is 23.", 0.0),
+    ("23", "The answer is 17.\n\nActually, I forgot to subtract the broken ones.\n\nSo the total is 23.", 1.0),
+    # closing commentary after an unstated answer is not the answer
+    ("25", "So the total is 17.\n\nThis makes sense because 17 is less than the 25 we started with.", 0.0),
+    ("17", "So the total is 17.\n\nThis makes sense because 17 is less than the 25 we started with.", 1.0),
+    ("7", "So the total is 17. (We used the 10 blue and 7 green marbles.)", 0.0),
+    ("4", "We need $x^2 = 16$, so $x = 4$ (since $x > 0$).", 1.0),
     # a full stop inside display math
     ("42", "Multiplying the two counts, the number of ways is\n$$6 \\cdot 7 = 42.$$", 1.0),
     ("48", "Multiplying the two counts, the number of ways is\n$$6 \\cdot 7 = 42.$$", 0.0),
@@ -246,6 +256,11 @@ def test_answer_choice_rules_as_pure_functions():
     assert is_finished("So 14 marbles left", 5) and is_finished("It is 12. Done.", 11)
     assert not is_finished("First 12. Then we add the", 8)
     assert choose_answer("First 12. Then we add the", [(6, 8, 300, 6)]) is None
+    from rlrt.rewards._verify_worker import commentary_start
+
+    commented = "So the total is 17. This makes sense since 17 < 25. (We used 10 and 7.)"
+    assert commented[: commentary_start(commented)] == "So the total is 17. "
+    assert commentary_start("So x = 3. Then adding 5 gives 8.") == len("So x = 3. Then adding 5 gives 8.")
 
 
 # ---------------------------------------------------------------- the shortcut never disagrees with the worker
@@ -468,7 +483,7 @@ def test_the_labelled_collection_is_graded_as_labelled(verifier):
 
 
 # The audit collection's known limits (docs/grading.md): right answers graded 0, never a wrong answer graded 1.
-AUDIT_LIMITS = [("4", "We need $x^2 = 16$, so $x = 4$ (since $x > 0$).")]
+AUDIT_LIMITS: list[tuple[str, str]] = []
 
 
 def test_the_audit_collection_is_graded_as_labelled_but_its_known_limits(verifier):

@@ -331,6 +331,10 @@ CASES = [
     ("markdown", "30", "So the total is $\\boxed{30}$.\n\n**Answer:** 12", 0),
     ("self_correction", "30", "So the total is $\\boxed{30}$.\n\nFinal answer: 24", 0),
     ("self_correction", "24", "So the total is $\\boxed{30}$.\n\nFinal answer: 24", 1),
+    ("restate", "17", "So the total is 17.\n\nThis makes sense because 17 is less than the 25 we started with.", 1),
+    ("restate", "25", "So the total is 17.\n\nThis makes sense because 17 is less than the 25 we started with.", 0),
+    ("restate", "7", "So the total is 17. (We used the 10 blue and 7 green marbles.)", 0),
+    ("restate", "17", "So the total is 17. (We used the 10 blue and 7 green marbles.)", 1),
 ]
 
 ROUND_ONE = 217  # CASES[:ROUND_ONE] were written before the grader was changed

@@ -87,13 +87,14 @@ _MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
 # answer: ..."); math-verify's choice among the statements is replaced by a LATER one that is a box, a final-answer
 # sentence or "Answer: X", or by any later statement after a retraction ("Wait, I made a mistake ... so the answer
 # is 15"); a retraction after the final statement hands the answer to the last value after it; with no statement,
-# the last math span or number, and a value not stated as the answer counts only in a finished completion (a
-# truncated one has none).
+# the last math span or number before any closing commentary ("This makes sense because ..."), and a value not
+# stated as the answer counts only in a finished completion (a truncated one has none).
 STRONG_PRIORITY = 50  # math-verify's final-answer sentences and boxes
 EMPHATIC_PRIORITY = 100  # ... and "Answer: X" heading a line: these replace an earlier statement
 ANSWER_WORD_PRIORITIES = (100, 200)  # math-verify's "answer: X" and "answer ... X"
 _ANSWER_WORD = re.compile(r"(?:final answer|answer)", re.IGNORECASE)
 _WORD_PATTERNS = ("(?i:answer)", "(?i:final answer")  # how math-verify's anchored patterns begin
+_GSM8K_MARK = re.compile(r"\s*####\s*\$?")
 _ANSWER_STARTS = re.compile(r"(?=final answer|answer)", re.IGNORECASE)
 # "answer" + at most a few words + a copula or colon (+ an adverb) right before the value, or before an equation
 # whose right side is the value: "answer is", "answer to the question is", "answer: the area is", "answer should
@@ -110,7 +111,8 @@ _CHECKING = re.compile(r"\b(?:verif|check|confirm|validat|test|examin|double-che
 _RETRACTION = re.compile(
     r"\b(?:wait|oops|I (?:have |think I )?made (?:a|an) (?:\w+ )?(?:mistake|error)|my (?:mistake|error|bad)"
     r"|I was wrong|(?:'s|\bis|\bwas) (?:wrong|incorrect|not (?:right|correct))"
-    r"|miscalculat\w*|mis-?(?:add|count|read|calculat)\w*|correction)\b", re.IGNORECASE)
+    r"|I (?:forgot|missed|overlooked|should have)|miscalculat\w*|mis-?(?:add|count|read|calculat)\w*|correction)\b",
+    re.IGNORECASE)
 _HEADING = re.compile(r"[\s#*>•-]*(?:(?:the|my|our)\s+)?(?:final\s+)?", re.IGNORECASE)
 # Before a later answer statement, also a milder revision replaces the earlier one ("Actually, the correct answer
 # is 15"); after the final statement only a retraction hands the answer to an unstated value ("Actually, this
@@ -127,8 +129,8 @@ def is_answer_statement(text: str, start: int, value_start: int, priority: int) 
     the answer: a box or "The final answer is X. I hope it is correct." always; "answer" followed by a copula or
     colon right before the value (``"answer is "``, ``"answer to the question is $"``, ``"Answer: "``), unless it
     is checked ("to verify the answer: ..."); not a mere mention ("this answer is reasonable since ... the 10")."""
-    if priority == 0:
-        return True
+    if priority == 0 or _GSM8K_MARK.fullmatch(text, text.rfind("\n", 0, value_start) + 1, value_start):
+        return True  # "#### 18": GSM8K's final-answer line
     word = _ANSWER_WORD.match(text, start)
     if word is None or priority > max(ANSWER_WORD_PRIORITIES):
         return word is None and priority <= STRONG_PRIORITY  # a box
@@ -159,10 +161,11 @@ def _last(candidates, indices) -> int | None:
 
 
 def _is_emphatic(text: str, candidate: tuple[int, int, int, int]) -> bool:
-    """A box or final-answer sentence, or "Answer: X" heading a line (not "the answer: 3 groups of 4" in prose)."""
-    start, _, priority, _ = candidate
-    return priority <= STRONG_PRIORITY or priority <= EMPHATIC_PRIORITY and bool(
-        _HEADING.fullmatch(text, text.rfind("\n", 0, start) + 1, start))
+    """A box, a final-answer sentence, "#### X", or "Answer: X" heading a line (not "the answer: 3" in prose)."""
+    start, _, priority, value_start = candidate
+    if priority <= STRONG_PRIORITY or _GSM8K_MARK.fullmatch(text, text.rfind("\n", 0, value_start) + 1, value_start):
+        return True
+    return priority <= EMPHATIC_PRIORITY and bool(_HEADING.fullmatch(text, text.rfind("\n", 0, start) + 1, start))
 
 
 def _final_statement(text: str, candidates: list[tuple[int, int, int, int]], stated: list[bool]) -> int | None:
@@ -191,6 +194,28 @@ def unanchored_from(text: str, candidates: list[tuple[int, int, int, int]]) -> i
     return None if retraction is None else retraction.end()
 
 
+# Commentary after an unstated answer ("So the total is 17. This makes sense because 17 is less than the 25 we
+# started with."): sentences that check or comment on the result, whose numbers are not the answer.
+_COMMENTARY = re.compile(
+    r"\(?(?:(?:this|that|it|which|our answer|the answer|the result)\s+(?:makes sense|is reasonable|is consistent"
+    r"|checks out|matches|seems (?:right|reasonable)|is correct|is (?:less|more|smaller|larger|greater|bigger) than"
+    r"|is between|does not depend)|note(?:\s+that|:)|we used|check(?:ing)?:|verification:|as a (?:sanity )?check"
+    r"|indeed|i hope|hope this|let me know|(?<=\()(?:since|because|as|for|where|assuming))\b", re.IGNORECASE)
+_SENTENCE_START = re.compile(r"(?:(?<=[.!?])\s+|\n\s*|\s+(?=\())(?=\S)")
+
+
+def commentary_start(text: str) -> int:
+    """Where a trailing run of commentary sentences begins (``len(text)`` when the text does not end with one)."""
+    cut = len(text)
+    for start in sorted((m.end() for m in _SENTENCE_START.finditer(text)), reverse=True):
+        if start >= cut:
+            continue
+        if not _COMMENTARY.match(text, start):
+            break
+        cut = start
+    return cut
+
+
 def choose_answer(text: str, candidates: list[tuple[int, int, int, int]]) -> int | None:
     """The index of the final answer among math-verify's matches ``(start, end, priority, value_start)`` in
     ``text``, as in the rules above; ``None`` when there is none (nothing read, or a truncated completion)."""
@@ -204,7 +229,9 @@ def choose_answer(text: str, candidates: list[tuple[int, int, int, int]]) -> int
             return best
         best = _last(candidates, later)
     else:
-        best = _last(candidates, range(len(candidates)))
+        cut = commentary_start(text)
+        before = [i for i, c in enumerate(candidates) if c[1] <= cut]
+        best = _last(candidates, before or range(len(candidates)))
     return best if best is not None and is_finished(text, candidates[best][1]) else None
 
 
@@ -326,7 +353,7 @@ def main() -> None:
             return [(m.start(), match_end(m), priority, value_start(m)) for m, priority, _ in matches]
 
         matches = scan(anchored=True)
-        pos = unanchored_from(text, spans(matches))
+        pos = 0 if "####" in text else unanchored_from(text, spans(matches))  # "#### X" is a plain match
         if pos is not None:
             matches += scan(anchored=False, pos=pos)
         chosen = choose_answer(text, spans(matches))
