@@ -246,6 +246,14 @@ def test_command_on_a_tiny_model(tiny_run):
                 assert probe[arm] == probe["flips"][arm] / args.continuations
     page = paths["html"].read_text()
     assert "interventions-summary" in page and "http://" not in page and "https://" not in page
+    data = json.loads(page.split('type="application/json">', 1)[1].split("</script>", 1)[0].replace("<\\/", "</"))
+    assert data["title"].startswith("rlrt interventions")
+    shown = [r for p in data["problems"] for r in p["rollouts"]]
+    assert len(shown) == len(rollouts)
+    for r, page_rollout in zip(sorted(rollouts, key=lambda r: (r["problem"], r["rollout"])), shown):
+        marked = {t: tok["probe"]["role"] for t, tok in enumerate(page_rollout["tokens"]) if "probe" in tok}
+        assert marked[r["top"]] == "top" and all(marked[t] == "random" for t in r["random"])
+        assert sorted(marked) == sorted(int(t) for t in r["probes"])
 
 
 @pytest.mark.slow

@@ -94,11 +94,11 @@ def render_inspect_html(payload: dict[str, Any]) -> str:
     """One HTML file: the payload as JSON plus the script that draws it (works offline, no external assets)."""
     args = payload.get("arguments", {})
     data = json.dumps(payload).replace("</", "<\\/")
-    title = html.escape(f"rlrt inspect: {args.get('model', '')} on {args.get('dataset', '')}")
-    settings = html.escape(
+    title = html.escape(payload.get("title") or f"rlrt inspect: {args.get('model', '')} on {args.get('dataset', '')}")
+    settings = html.escape(payload.get("settings") or (
         f"shaping={args.get('shaping')}  lam={args.get('shaping_lambda')}  eps_w={args.get('shaping_eps_w')}  "
         f"context={args.get('teacher_context')}  samples={args.get('num_samples')}  temperature={args.get('temperature')}"
-    )
+    ))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_STYLE}</style></head>
 <body>

@@ -361,7 +361,12 @@ def inspector_payload(payload: dict[str, Any], rows: list[dict[str, Any]], token
                 + (", every eligible position probed" if r["full"] else "") + "; underlined: probed")
         problem["rollouts"].append({"text": r["text"], "correct": r["correct"], "context": r["context"],
                                     "has_teacher": True, "note": note, "tokens": tokens})
-    return {"arguments": payload["arguments"], "problems": [problems[p] for p in sorted(problems)],
+    args = payload["arguments"]
+    settings = (f"context={args['teacher_context']}  R={args['random_positions']}  M={args['continuations']}  "
+                f"reflection={args['reflection']!r}  samples={args['num_samples']}  temperature={args['temperature']}  "
+                f"reward={args['reward_func']} {args['reward_options'] or ''}  seed={args['seed']}")
+    return {"arguments": args, "title": f"rlrt interventions: {args['model']} on {args['dataset']}",
+            "settings": settings, "problems": [problems[p] for p in sorted(problems)],
             "interventions": {"table": markdown_table(payload["summary"])}}
 
 
