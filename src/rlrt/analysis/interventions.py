@@ -233,7 +233,7 @@ def _interval(value, low, high, scale: float = 1.0, digits: int = 1, unit: str =
     if value is None:
         return "n/a"
     if low is None and high is None:
-        return f"{fmt(value)}{unit}"
+        return f"{fmt(value)}{unit} [n/a]"
     return f"{fmt(value)}{unit} [{fmt(low)}, {fmt(high)}]"
 
 
