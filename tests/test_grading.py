@@ -232,6 +232,47 @@ def test_the_last_stated_answer_is_the_final_one(verifier, gold, completion, exp
     assert grade(completion, gold, verifier=verifier) == expected
 
 
+ANSWER_FORMS = {
+    "box": "So the result is $\\boxed{%s}$.",
+    "answer_is": "The answer is %s.",
+    "answer_colon": "Answer: %s",
+    "final_colon": "Final answer: %s",
+    "bold": "**Answer:** %s",
+    "minerva": "Final Answer: The final answer is %s. I hope it is correct.",
+    "gsm8k": "#### %s",
+    "display": "$$%s$$",
+    "prose": "So the total is %s.",
+}
+
+
+def test_a_revised_answer_in_any_form_replaces_an_earlier_one_in_any_form(verifier):
+    """Every pair of answer forms: 17 stated first, a retraction, 23 stated last: 23 is the answer, 17 is not."""
+    golds, completions = [], []
+    for first in ANSWER_FORMS.values():
+        for last in ANSWER_FORMS.values():
+            text = (first % "17") + "\n\nWait, I made a mistake in the second step: I forgot the broken ones.\n\n" + (
+                last % "23")
+            golds += ["23", "17"]
+            completions += [text, text]
+    grades = grade_batch(completions, golds, verifier=verifier)
+    assert [(g, c) for g, c, x in zip(golds, completions, grades) if x != float(g == "23")] == []
+
+
+def test_numbers_in_a_check_or_commentary_after_the_answer_are_not_the_answer(verifier):
+    """Every answer form, then a check or a comment that mentions other numbers of the problem: still 17."""
+    tails = ["\n\nLet me verify: $10 + 7 = 17$. Yes, that is correct.", "\n\nWait, let me double-check: 10 + 7 = 17.",
+             "\n\nThis makes sense because 17 is less than the 25 we started with.",
+             " (We used the 10 blue and 7 green marbles.)", "\n\nI hope this helps!"]
+    golds, completions = [], []
+    for form in ANSWER_FORMS.values():
+        for tail in tails:
+            text = "We add the blue and green marbles: 10 + 7 = 17.\n\n" + (form % "17") + tail
+            golds += ["17", "25", "10", "7"]
+            completions += [text] * 4
+    grades = grade_batch(completions, golds, verifier=verifier)
+    assert [(g, c) for g, c, x in zip(golds, completions, grades) if x != float(g == "17")] == []
+
+
 def test_answer_choice_rules_as_pure_functions():
     """The rules of ``choose_answer`` on hand-made match spans ``(start, end, priority, value_start)``."""
     from rlrt.rewards._verify_worker import choose_answer, is_answer_statement, is_finished, unanchored_from

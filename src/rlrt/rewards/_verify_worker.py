@@ -108,16 +108,16 @@ _STATEMENT_GAP = re.compile(
 _VALUE_IN_GAP = re.compile(r"\\boxed|\\fbox|\$[^$]*\d[^$]*\$")  # "final answer is $\boxed{9}$ apples, which is 3"
 _CHECKING = re.compile(r"\b(?:verif|check|confirm|validat|test|examin|double-check)\w*\b[^.!?\n]{0,30}$",
                        re.IGNORECASE)  # "To verify the answer: 42 / 6 = 7" mentions the answer
-_RETRACTION = re.compile(
-    r"\b(?:wait|oops|I (?:have |think I )?made (?:a|an) (?:\w+ )?(?:mistake|error)|my (?:mistake|error|bad)"
+_RETRACTION_WORDS = (
+    r"wait|oops|I (?:have |think I )?made (?:a|an) (?:\w+ )?(?:mistake|error)|my (?:mistake|error|bad)"
     r"|I was wrong|(?:'s|\bis|\bwas) (?:wrong|incorrect|not (?:right|correct))"
-    r"|I (?:forgot|missed|overlooked|should have)|miscalculat\w*|mis-?(?:add|count|read|calculat)\w*|correction)\b",
-    re.IGNORECASE)
+    r"|I (?:forgot|missed|overlooked|should have)|miscalculat\w*|mis-?(?:add|count|read|calculat)\w*|correction")
+_RETRACTION = re.compile(rf"\b(?:{_RETRACTION_WORDS})\b", re.IGNORECASE)
 _HEADING = re.compile(r"[\s#*>•-]*(?:(?:the|my|our)\s+)?(?:final\s+)?", re.IGNORECASE)
 # Before a later answer statement, also a milder revision replaces the earlier one ("Actually, the correct answer
 # is 15"); after the final statement only a retraction hands the answer to an unstated value ("Actually, this
 # matches the 12 we had" is no retraction).
-_REVISION = re.compile(_RETRACTION.pattern[:-3] + r"|actually|instead|rather|mistakes?|errors?|wrong|reconsider\w*"
+_REVISION = re.compile(rf"\b(?:{_RETRACTION_WORDS}|actually|instead|rather|mistakes?|errors?|wrong|reconsider\w*"
                        r"|re-?(?:calculat|evaluat|check|do)\w*|correct answer|corrected|second thought|hmm)\b",
                        re.IGNORECASE)
 _GAP_DELIMITERS = " \t\n*$:\\([{-•"  # math and Markdown openers, list bullets
@@ -200,7 +200,7 @@ _COMMENTARY = re.compile(
     r"\(?(?:(?:this|that|it|which|our answer|the answer|the result)\s+(?:makes sense|is reasonable|is consistent"
     r"|checks out|matches|seems (?:right|reasonable)|is correct|is (?:less|more|smaller|larger|greater|bigger) than"
     r"|is between|does not depend)|note(?:\s+that|:)|we used|check(?:ing)?:|verification:|as a (?:sanity )?check"
-    r"|indeed|i hope|hope this|let me know|(?<=\()(?:since|because|as|for|where|assuming))\b", re.IGNORECASE)
+    r"|i hope|hope this|let me know|(?<=\()(?:since|because|where|assuming))\b", re.IGNORECASE)
 _SENTENCE_START = re.compile(r"(?:(?<=[.!?])\s+|\n\s*|\s+(?=\())(?=\S)")
 
 
