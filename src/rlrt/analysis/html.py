@@ -37,8 +37,11 @@ data.problems.forEach((problem, p) => {
   problem.rollouts.forEach((r, k) => {
     const box = document.createElement('div'); box.className='rollout'; box.dataset.rollout=k;
     const meta = document.createElement('div'); meta.className='meta';
-    meta.innerHTML = `<span class="${r.correct?'ok':'bad'}">${r.correct?'correct':'wrong'}</span> &middot; ` + (r.advantage === undefined ? '' : `A = ${fmt(r.advantage)} &middot; `)
-      + (r.note !== undefined ? r.note : (r.has_teacher ? (r.shaped ? 'reweighted' : 'teacher context, not reweighted (gate or A = 0)') : 'no teacher context'));
+    const shaping = r.has_teacher ? (r.shaped ? 'reweighted' : 'teacher context, not reweighted (gate or A = 0)')
+      : 'no teacher context';
+    meta.innerHTML = `<span class="${r.correct?'ok':'bad'}">${r.correct?'correct':'wrong'}</span> &middot; `
+      + (r.advantage === undefined ? '' : `A = ${fmt(r.advantage)} &middot; `)
+      + (r.note !== undefined ? r.note : shaping);
     box.appendChild(meta);
     const line = document.createElement('div'); line.className='tokens';
     const alts = [], probes = [];
@@ -50,7 +53,9 @@ data.problems.forEach((problem, p) => {
       span.dataset.m = String(t.multiplier);
       span.dataset.kl = t.kl === null ? '' : String(t.kl);
       if (t.probe) { span.classList.add('probe', 'probe-' + t.probe.role); probes.push([i, t]); }
-      span.title = (t.probe ? `probed (${t.probe.role}): influence resample = ${fmt(t.probe.resample, 2)}, reflect = ${fmt(t.probe.reflect, 2)}\n` : '') + `D = ${fmt(t.d)}  multiplier = ${fmt(t.multiplier)}\\nlog P_S = ${fmt(t.logp_student)}  log P_T = ${fmt(t.logp_teacher)}\\nKL(P_S||P_T) = ${fmt(t.kl)}`;
+      const probed = t.probe ? `probed (${t.probe.role}): influence resample = ${fmt(t.probe.resample, 2)}, `
+        + `reflect = ${fmt(t.probe.reflect, 2)}\\n` : '';
+      span.title = probed + `D = ${fmt(t.d)}  multiplier = ${fmt(t.multiplier)}\\nlog P_S = ${fmt(t.logp_student)}  log P_T = ${fmt(t.logp_teacher)}\\nKL(P_S||P_T) = ${fmt(t.kl)}`;
       line.appendChild(span);
       if (t.critical) alts.push([i, t]);
     });
@@ -69,10 +74,13 @@ data.problems.forEach((problem, p) => {
     }
     if (probes.length) {
       const table = document.createElement('table'); table.className='alts probes';
-      table.innerHTML = '<tr><th>probed position</th><th>token</th><th>role</th><th>KL</th><th>influence: resample</th><th>influence: reflect</th></tr>';
+      table.innerHTML = '<tr><th>probed position</th><th>token</th><th>role</th><th>KL</th>'
+        + '<th>influence: resample</th><th>influence: reflect</th></tr>';
       probes.forEach(([i, t]) => {
         const row = document.createElement('tr');
-        [String(i), JSON.stringify(t.text), t.probe.role, fmt(t.kl), fmt(t.probe.resample, 2), fmt(t.probe.reflect, 2)].forEach(v => {
+        const cells = [String(i), JSON.stringify(t.text), t.probe.role, fmt(t.kl), fmt(t.probe.resample, 2),
+                       fmt(t.probe.reflect, 2)];
+        cells.forEach(v => {
           const td = document.createElement('td'); td.textContent = v; row.appendChild(td); });
         table.appendChild(row);
       });
@@ -111,7 +119,8 @@ Hover a token for D = log P_S &minus; log P_T and its RLRT multiplier.</p>
 <section hidden><h2>Interventions: flip rate at top-KL vs random positions</h2>
 <p class="legend"><span style="border-bottom:3px solid #d62728">top-KL probed position</span>
 <span style="border-bottom:3px solid #1f77b4">random probed position</span>
-<span style="border-bottom:3px solid #b08800">other probed position (full probe)</span> The underlined token is the first one regenerated; hover it for its influence.</p>
+<span style="border-bottom:3px solid #b08800">other probed position (full probe)</span>
+The underlined token is the first one regenerated; hover it for its influence.</p>
 <pre class="summary" id="interventions-summary"></pre></section>
 <div id="problems"></div>
 <script id="rlrt-data" type="application/json">{data}</script>
