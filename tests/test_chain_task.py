@@ -82,7 +82,7 @@ def test_load_task_and_options_reach_the_task():
     ({"max_operand": 1}, "option 'max_operand' must be an integer from 2 to 999"),
     ({"operations": "+/"}, "option 'operations' must be a non-empty string"),
     ({"operations": ""}, "option 'operations' must be a non-empty string"),
-    ({"step": 3}, r"Unknown chain task option\(s\) \['step'\]; use steps, max_operand, operations"),
+    ({"step": 3}, r"Unknown chain task option\(s\) \['step'\]; use steps, min_steps, max_operand, operations"),
     ({"steps": 1, "max_operand": 5}, "give only .* distinct problems .* raise 'steps' or 'max_operand'"),
     ({"system_prompt": "Be brief."}, r"chain is a built-in task \(its prompt format is fixed\) and takes no"),
 ])
@@ -182,3 +182,16 @@ def test_calibration_from_compare_start_evaluation(tmp_path):
     assert section["strata"] == {"never": 3, "<60%": 1, ">=60%": 4} and not section["complete"]
     assert section["summary"]["avg@32"] == pytest.approx((32 + 32 + 12 + 24 + 32) / 32 / 8)
     assert section["summary_all_samples"]["avg@64"] == pytest.approx((33 + 64 + 12 + 24 + 40) / 64 / 8)
+
+
+def test_min_steps_mixes_lengths_and_leaves_fixed_length_sets_unchanged():
+    from rlrt.data.chain import ChainOptions, chain_problems
+
+    fixed = chain_problems(ChainOptions(steps=3))
+    assert chain_problems(ChainOptions(steps=3, min_steps=3)) == fixed  # the same problems as without min_steps
+    example, held_out, train = chain_problems(ChainOptions(steps=3, min_steps=1))
+    assert len(example.ops) == 3  # the worked example shows the longest chain
+    lengths = {len(p.ops) for p in held_out + train}
+    assert lengths == {1, 2, 3}
+    with pytest.raises(ValueError, match="'min_steps' must be an integer from 1 to steps"):
+        ChainOptions(steps=2, min_steps=3)

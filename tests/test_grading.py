@@ -562,3 +562,26 @@ def test_changing_the_answer_of_a_right_completion_makes_it_wrong(verifier):
     assert len(mutated) >= 60
     grades = grade_batch(mutated, golds, verifier=verifier)
     assert [(g, m) for g, m, grade_ in zip(golds, mutated, grades) if grade_ != 0.0] == []
+
+
+@pytest.mark.parametrize("gold, completion, expected", [
+    ("17", "9 + 8 = rejuvenation.", 0.0),                      # the question restated (found by rlrt interventions)
+    ("17", "I think 9 + 8 is hard", 0.0),
+    ("17", "The answer is 9 + 8.", 0.0),                       # left unevaluated, even as a statement
+    ("17", "The answer is \\boxed{9+8}.", 0.0),
+    ("5", "What is 4 + 1 + 2 - 2? Let me see: 4 + 1 + 2 - 2", 0.0),
+    ("5", "4 + 1 = 5. 5 + 2 = 7. 7 - 2 = 5.", 1.0),            # worked steps ending in the value stay right
+    ("17", "9 + 8 = 17. The answer is \\boxed{17}.", 1.0),
+    ("1 + \\sqrt{2}", "The answer is $1 + \\sqrt{2}$.", 1.0),  # a sum with a radical is an answer
+    ("2+3", "The answer is 2+3.", 1.0),                        # ... and so is a sum the gold is written as
+])
+def test_an_unevaluated_sum_of_numbers_is_no_answer(verifier, gold, completion, expected):
+    assert grade(completion, gold, verifier=verifier) == expected
+
+
+def test_unevaluated_sum_rule_as_a_pure_function():
+    from rlrt.rewards._verify_worker import is_unevaluated_sum
+
+    assert [is_unevaluated_sum(a) for a in ("9 + 8", "4 + 1 + 2 - 2.", "$9+8$", "-3 - 2")] == [True] * 4
+    assert not any(is_unevaluated_sum(a) for a in ("17", "-5", "1 + \\sqrt{2}", "3 \\times 10^5", "1/2", "2 + 3i",
+                                                   "10^2 + 1", "", None))

@@ -51,7 +51,9 @@ class ChainOptions:
     """The difficulty knob of the ``chain`` task (``--dataset_options '{"steps": 3}'``).
 
     Attributes:
-        steps: operations per problem, 1-8 (``steps + 1`` operands).
+        steps: operations per problem, 1-8 (``steps + 1`` operands); with ``min_steps`` the most a problem has.
+        min_steps: when set below ``steps``, each problem draws its number of operations uniformly from
+            ``[min_steps, steps]``: a held-out set of mixed difficulty, so every difficulty stratum has problems.
         max_operand: operands are drawn from ``[1, max_operand]``, 2-999.
         operations: which of ``+``, ``-``, ``*`` may appear, e.g. ``"+-"``.
     """
@@ -59,10 +61,15 @@ class ChainOptions:
     steps: int = 3
     max_operand: int = 4
     operations: str = "+-"
+    min_steps: int | None = None
 
     def __post_init__(self):
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= 8:
             raise ValueError(f"chain task option 'steps' must be an integer from 1 to 8; got {self.steps!r}.")
+        if self.min_steps is not None and (isinstance(self.min_steps, bool) or not isinstance(self.min_steps, int)
+                                           or not 1 <= self.min_steps <= self.steps):
+            raise ValueError(f"chain task option 'min_steps' must be an integer from 1 to steps ({self.steps}); got "
+                             f"{self.min_steps!r}.")
         if (isinstance(self.max_operand, bool) or not isinstance(self.max_operand, int)
                 or not 2 <= self.max_operand <= 999):
             raise ValueError(
@@ -76,9 +83,9 @@ class ChainOptions:
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ChainOptions:
         """Options from ``load_task`` kwargs; an unknown name raises ``ValueError`` listing the known ones."""
-        unknown = sorted(set(options) - {"steps", "max_operand", "operations"})
+        unknown = sorted(set(options) - {"steps", "min_steps", "max_operand", "operations"})
         if unknown:
-            raise ValueError(f"Unknown chain task option(s) {unknown}; use steps, max_operand, operations.")
+            raise ValueError(f"Unknown chain task option(s) {unknown}; use steps, min_steps, max_operand, operations.")
         return cls(**options)
 
 
@@ -116,11 +123,15 @@ class ChainProblem:
         return " ".join(sentences) + f" The answer is \\boxed{{{current}}}."
 
 
-def _draw(rng: random.Random, options: ChainOptions) -> ChainProblem:
-    """One problem; a ``-`` that would go below zero takes an operand no larger than the running value."""
+def _draw(rng: random.Random, options: ChainOptions, steps: int | None = None) -> ChainProblem:
+    """One problem of ``steps`` operations (``options.steps`` by default, or drawn from ``[min_steps, steps]``);
+    a ``-`` that would go below zero takes an operand no larger than the running value."""
+    if steps is None:
+        mixed = options.min_steps is not None and options.min_steps < options.steps
+        steps = rng.randint(options.min_steps, options.steps) if mixed else options.steps
     operands, ops = [rng.randint(1, options.max_operand)], []
     current = operands[0]
-    for _ in range(options.steps):
+    for _ in range(steps):
         op = rng.choice(options.operations)
         if op == "-" and current == 0:
             op = "+" if "+" in options.operations else "*"
@@ -143,9 +154,13 @@ def chain_problems(options: ChainOptions) -> Problems:
     split at least as large.
     """
     seed = f"{SPLIT_SEED}:{options.steps}:{options.max_operand}:{options.operations}"
+    if options.min_steps is not None and options.min_steps < options.steps:
+        seed += f":{options.min_steps}"  # fixed-length sets keep the problems they had before min_steps existed
     rng = random.Random(seed)
     wanted = 1 + HELD_OUT_SIZE + TRAIN_SIZE
     seen: dict[str, ChainProblem] = {}
+    example = _draw(rng, options, steps=options.steps)  # the worked example shows the longest chain
+    seen[example.question()] = example
     for _ in range(20 * wanted):
         problem = _draw(rng, options)
         seen.setdefault(problem.question(), problem)

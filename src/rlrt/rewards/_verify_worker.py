@@ -75,6 +75,19 @@ def normalize_text(text: str) -> str:
     return normalize_digit_groups(_LOOSE_MINUS.sub("-", text))
 
 
+# An unevaluated sum or difference of plain numbers ("9 + 8", "4 + 1 + 2 - 2") is the question restated or a step
+# of the work, not an answer: math-verify evaluates it, so "9 + 8 = rejuvenation." would equal a gold 17. Such an
+# extracted answer counts as none (unless the gold is written the same way). Products, quotients and powers stay
+# answers ("3 \times 10^5", "1/2"), and so do sums with a symbol or a radical ("1 + \sqrt{2}", "2 + 3i").
+_NUMBER = r"\(?\s*-?\d+(?:\.\d+)?\s*\)?"
+_UNEVALUATED_SUM = re.compile(rf"{_NUMBER}(?:\s*[+-]\s*{_NUMBER})+")
+
+
+def is_unevaluated_sum(answer: str | None) -> bool:
+    """``"9 + 8"`` -> True; ``"17"``, ``"-5"``, ``"1 + \\sqrt{2}"``, ``"3 \\times 10^5"`` -> False."""
+    return bool(answer) and bool(_UNEVALUATED_SUM.fullmatch(answer.strip().strip("$").rstrip(".").strip()))
+
+
 _MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
 
 # Which final answer a careful human reads. math-verify ranks its anchors (priority 0: "final answer is X. I hope
@@ -384,7 +397,8 @@ def main() -> None:
             reply["extracted"] = (strings or [str(pred[0])])[0][:300] if pred else None
             too_long = reply["extracted"] is not None and len(reply["extracted"]) > options.get(
                 "max_answer_chars", 10**9)
-            reply["pred_ok"] = bool(pred) and not too_long
+            restated = is_unevaluated_sum(reply["extracted"]) and not is_unevaluated_sum(request["gold"])
+            reply["pred_ok"] = bool(pred) and not too_long and not restated
             letter = chosen_letter(reply["extracted"]) if choice and reply["pred_ok"] else None
             if letter:
                 reply["correct"] = letter == choice
