@@ -25,10 +25,13 @@ install: $(STAMP)
 train: $(STAMP)
 	@$(BIN)/rlrt train
 
+# ruff (from the `test` extra) first: a style finding fails the target, and CI, before the suite runs.
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-fast: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 bench: $(STAMP)

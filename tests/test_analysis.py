@@ -188,7 +188,8 @@ def test_candidate_shift_on_a_trained_run(tmp_path, tiny_model_dir):
 
     run = tmp_path / "run"
     assert main(["train", "--model", str(tiny_model_dir), "--max_steps", "2", "--output_dir", str(run),
-                 "--reward_funcs", "rlrt.rewards:parity_reward", "--learning_rate", "0.05", "--per_device_train_batch_size", "8",
+                 "--reward_funcs", "rlrt.rewards:parity_reward", "--learning_rate", "0.05",
+                 "--per_device_train_batch_size", "8",
                  "--num_generations", "4", "--max_completion_length", "8", "--eval_limit", "4", "--bf16", "false",
                  "--disable_tqdm", "true"]) == 0
     paths = write_report(ReportArguments(runs=[str(run)], output_dir=str(tmp_path / "out"), shift_contexts=4,

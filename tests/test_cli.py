@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rlrt.io import read_jsonl
 from rlrt.cli import main
+from rlrt.io import read_jsonl
 
 TINY_RUN = ["--dataset", "addition", "--dataset_limit", "8", "--per_device_train_batch_size", "8",
             "--num_generations", "4", "--max_completion_length", "8", "--eval_limit", "4", "--eval_samples", "2",
@@ -18,7 +18,8 @@ TINY_RUN = ["--dataset", "addition", "--dataset_limit", "8", "--per_device_train
 def parity_reward_file(tmp_path):
     """A reward a random tiny model earns about half the time, so groups mix correct and wrong rollouts."""
     path = tmp_path / "parity_reward.py"
-    path.write_text("def parity(completions, **kw):\n    return [float(len(c[0]['content']) % 2 == 0) for c in completions]\n")
+    path.write_text("def parity(completions, **kw):\n"
+                    "    return [float(len(c[0]['content']) % 2 == 0) for c in completions]\n")
     return f"{path}:parity"
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rlrt.analysis.bootstrap import BootstrapConfig, difference_of_differences, paired_difference
 from rlrt.analysis.comparison import Evaluation, StartEvaluation, markdown_comparison, summarize_comparison
 from rlrt.compare import CompareArguments, arms_from, flags_to_argv, parse_arm, plan_runs
-from rlrt.evaluation.strata import assign_stratum, assign_strata, per_stratum, stratum_labels
+from rlrt.evaluation.strata import assign_strata, assign_stratum, per_stratum, stratum_labels
 
 FAST = BootstrapConfig(resamples=2000, seed=0)
 

@@ -30,7 +30,8 @@ def test_format_prompt_variants():
 
 def test_local_jsonl_with_column_mapping(tmp_path):
     path = tmp_path / "data.jsonl"
-    path.write_text("\n".join(json.dumps({"problem": f"P{i} $\\{{x\\}}$", "gold": i, "sol": f"S{i}"}) for i in range(3)))
+    rows = ({"problem": f"P{i} $\\{{x\\}}$", "gold": i, "sol": f"S{i}"} for i in range(3))
+    path.write_text("\n".join(json.dumps(row) for row in rows))
     ds = load_local(path, question_column="problem", answer_column="gold", solution_column="sol")
     assert ds["answer"] == ["0", "1", "2"] and ds["solution"] == ["S0", "S1", "S2"]
     assert ds[0]["prompt"][-1]["content"].startswith("P0 $\\{x\\}$")

@@ -13,7 +13,6 @@ import pytest
 from rlrt.data import build_dataset, load_local, load_task
 from rlrt.data.loaders import HUB_PRESETS
 
-
 # ------------------------------------------------------------------------------------------- data: columns
 
 
@@ -179,10 +178,11 @@ def test_known_library_warnings_are_filtered_by_message_only():
         warnings.resetwarnings()
         warnings.simplefilter("always")
         filter_known_warnings()
-        warnings.warn("`gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
-        warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning)
-        warnings.warn("something else is deprecated", FutureWarning)
-        warnings.warn("`gradient_checkpointing` is deprecated", UserWarning)
+        warnings.warn("`gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning, stacklevel=2)
+        warnings.warn("`is_gradient_checkpointing` is deprecated and will be removed in v6.", FutureWarning,
+                      stacklevel=2)
+        warnings.warn("something else is deprecated", FutureWarning, stacklevel=2)
+        warnings.warn("`gradient_checkpointing` is deprecated", UserWarning, stacklevel=2)
     assert [(w.category, str(w.message)) for w in caught] == [
         (FutureWarning, "something else is deprecated"), (UserWarning, "`gradient_checkpointing` is deprecated")]
 
@@ -578,7 +578,7 @@ def test_live_lines_warnings_and_logs_go_above_the_progress_bar(monkeypatch):
     callback.on_train_begin(SimpleNamespace(), state, None)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        warnings.warn("a library warning", UserWarning)
+        warnings.warn("a library warning", UserWarning, stacklevel=2)
     logging.getLogger("rlrt.reliability").warning("an rlrt warning")
     callback.on_log(SimpleNamespace(), state, None, logs={"reward": 0.5})
     callback.on_train_end(SimpleNamespace(), state, None)

@@ -30,7 +30,8 @@ def two_rank_records(tmp_path_factory, tiny_model_dir):
     out = tmp_path_factory.mktemp("mp")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+         "--master_port", str(free_port()),
          str(Path(__file__).with_name("multiprocess_probe.py")), str(out), str(tiny_model_dir)],
         env=env, capture_output=True, text=True, timeout=600,
     )

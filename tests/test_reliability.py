@@ -118,7 +118,8 @@ def test_rotation_keeps_complete_checkpoints_and_never_deletes_before_a_new_one_
     assert rotate_checkpoints(tmp_path, limit=None) == []
 
     make(12, True)
-    assert [p.name for p in rotate_checkpoints(tmp_path, limit=2, protect=tmp_path / "checkpoint-8")] == ["checkpoint-10"]
+    removed = rotate_checkpoints(tmp_path, limit=2, protect=tmp_path / "checkpoint-8")
+    assert [p.name for p in removed] == ["checkpoint-10"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-12", "checkpoint-8"]
 
 
@@ -238,7 +239,8 @@ def _wait_for(predicate, timeout):
 def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path, tiny_model_dir):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "rlrt", "train", "--model", str(tiny_model_dir), "--output_dir", str(run),
-               "--reward_funcs", "rlrt.rewards:parity_reward", "--max_steps", "40", "--per_device_train_batch_size", "8",
+               "--reward_funcs", "rlrt.rewards:parity_reward", "--max_steps", "40",
+               "--per_device_train_batch_size", "8",
                "--num_generations", "4", "--max_completion_length", "8", "--eval_dataset", "none", "--bf16", "false",
                "--disable_tqdm", "true", "--dataset_limit", "16"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")

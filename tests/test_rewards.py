@@ -193,7 +193,8 @@ def test_works_in_a_worker_process():
 
 
 def _verify_in_child(gold, pred):
-    return make_accuracy_reward(MathRewardConfig(timeout_seconds=5.0))(completions=[rf"\boxed{{{pred}}}"], answer=[gold])[0] == 1.0
+    reward = make_accuracy_reward(MathRewardConfig(timeout_seconds=5.0))
+    return reward(completions=[rf"\boxed{{{pred}}}"], answer=[gold])[0] == 1.0
 
 
 def test_format_reward_and_combination():

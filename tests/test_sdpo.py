@@ -13,8 +13,8 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 
 from rlrt import RLRTConfig, RLRTTrainer, build_trainer
 from rlrt.baselines import SDPOBaselineTrainer, to_sdpo_config
-from rlrt.io import read_jsonl
 from rlrt.cli import main
+from rlrt.io import read_jsonl
 from rlrt.reliability import COMPLETE_MARKER, last_complete_checkpoint
 from rlrt.rewards import parity_reward
 

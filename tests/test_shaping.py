@@ -100,9 +100,10 @@ def test_all_correct_group_changes_nothing():
     rewards = torch.tensor([1.0, 1.0, 1.0, 1.0])
     adv = group_advantages(rewards, 4)
     assert torch.equal(adv, torch.zeros(4))
-    out = shape_advantages(adv, STUDENT, TEACHER, torch.ones(4, dtype=torch.bool), torch.ones(4, dtype=torch.bool), MASK)
+    everyone = torch.ones(4, dtype=torch.bool)
+    out = shape_advantages(adv, STUDENT, TEACHER, everyone, everyone, MASK)
     assert torch.equal(out, torch.zeros(4, 4))
-    assert not rows_needing_teacher(adv, torch.ones(4, dtype=torch.bool), torch.ones(4, dtype=torch.bool), "rlrt").any()
+    assert not rows_needing_teacher(adv, everyone, everyone, "rlrt").any()
 
 
 def test_group_advantages_by_hand():
@@ -174,7 +175,8 @@ def batches(draw):
     teacher = torch.tensor(draw(st.lists(st.lists(finite, min_size=t, max_size=t), min_size=b, max_size=b)))
     correct = torch.tensor(draw(st.lists(st.booleans(), min_size=b, max_size=b)))
     has_teacher = torch.tensor(draw(st.lists(st.booleans(), min_size=b, max_size=b)))
-    mask = torch.tensor(draw(st.lists(st.lists(st.sampled_from([0, 1]), min_size=t, max_size=t), min_size=b, max_size=b)))
+    row = st.lists(st.sampled_from([0, 1]), min_size=t, max_size=t)
+    mask = torch.tensor(draw(st.lists(row, min_size=b, max_size=b)))
     return adv, student, teacher, correct, has_teacher, mask
 
 

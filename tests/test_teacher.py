@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlrt.teacher import DEFAULT_TEACHER_TEMPLATE
 from rlrt.teacher import (
+    DEFAULT_TEACHER_TEMPLATE,
     TeacherWeights,
     build_teacher_prompt,
     choose_contexts,
@@ -23,7 +23,8 @@ LATEX = r"Compute $\frac{1}{2} + \{x\}$ with {solution} and {0} left alone."
 def test_fill_template_is_literal_and_single_pass():
     out = fill_template(DEFAULT_TEACHER_TEMPLATE, LATEX, r"\boxed{\frac{3}{4}} {prompt}")
     assert out == (
-        LATEX + "\nCorrect solution:\n\n" + r"\boxed{\frac{3}{4}} {prompt}" + "\n\nCorrectly solve the original question.\n"
+        LATEX + "\nCorrect solution:\n\n" + r"\boxed{\frac{3}{4}} {prompt}"
+        + "\n\nCorrectly solve the original question.\n"
     )
 
 
@@ -128,10 +129,9 @@ def test_frozen_teacher_stays_at_the_initial_weights_and_restores_on_error():
     with torch.no_grad():
         model.weight.mul_(3.0)
     teacher.update(model)  # no-op for frozen
-    with pytest.raises(RuntimeError):
-        with teacher.apply(model):
-            torch.testing.assert_close(model.weight, start)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), teacher.apply(model):
+        torch.testing.assert_close(model.weight, start)
+        raise RuntimeError("boom")
     torch.testing.assert_close(model.weight, start * 3.0)
 
 

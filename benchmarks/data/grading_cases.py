@@ -6,7 +6,8 @@ GSM8K's plain numbers, some with ``$...$``.
 
 CASES = [
     # ---------------------------------------------------------------- a single box
-    ("boxed", r"\frac{14}{3}", r"Adding the areas gives $\frac{28}{6}$, which simplifies to $\boxed{\frac{14}{3}}$.", 1),
+    ("boxed", r"\frac{14}{3}",
+     r"Adding the areas gives $\frac{28}{6}$, which simplifies to $\boxed{\frac{14}{3}}$.", 1),
     ("boxed", r"\frac{14}{3}", r"So the ratio is $\boxed{\dfrac{14}{3}}$.", 1),
     ("boxed", r"\frac{14}{3}", r"So the ratio is $\boxed{\frac{13}{3}}$.", 0),
     ("boxed", "10", r"Thus $n = \boxed{10}$.", 1),
@@ -37,7 +38,8 @@ CASES = [
     ("several_boxes", "$p = 2, q = 9$", r"\boxed{p = 9} \quad\text{and}\quad \boxed{q = 2}", 0),
     ("several_boxes", "$(2,5),(5,2)$", r"\boxed{(2, 5)}, \boxed{(5, 2)}", 1),
     ("several_boxes", "$(2,5),(5,2)$", r"\boxed{(2, 5)}, \boxed{(5, 3)}", 0),
-    ("several_boxes", "8120", r"The first part is \boxed{120}. Adding 8000, Final Answer: The final answer is $8,120$.", 1),
+    ("several_boxes", "8120",
+     r"The first part is \boxed{120}. Adding 8000, Final Answer: The final answer is $8,120$.", 1),
     ("several_boxes", "8120", r"The first part is \boxed{8120}? No. Final Answer: The final answer is $8,100$.", 0),
     # ---------------------------------------------------------------- "the answer is"
     ("answer_is", "42", "Multiplying 6 by 7, the answer is 42.", 1),

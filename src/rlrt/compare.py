@@ -392,7 +392,8 @@ def evaluate_start(train_args, config, samples: int, strata_samples: int, seed: 
     summary = summarize([p["correct"] for p in problems])
     summary["seconds_this_pass"] = round(time.perf_counter() - started, 2)
     payload = {
-        "sampling": {**sampling.to_dict(), "seed": seed, "chunk": chunk, "seed_rule": "seed + first problem of the chunk"},
+        "sampling": {**sampling.to_dict(), "seed": seed, "chunk": chunk,
+                     "seed_rule": "seed + first problem of the chunk"},
         "strata_samples": strata_samples,
         "results": [{"model": train_args.model, "dataset": train_args.eval_dataset, "summary": summary,
                      "problems": problems}],
@@ -445,8 +446,12 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
                      max_steps: dict[str, int]) -> dict[str, Any] | None:
     """compare.json, compare.md, pass_at_k.png and the ``rlrt report`` plots from the finished runs."""
     from .analysis.bootstrap import BootstrapConfig
-    from .analysis.comparison import evaluations_from_records, markdown_comparison, plot_pass_curves, \
-        summarize_comparison
+    from .analysis.comparison import (
+        evaluations_from_records,
+        markdown_comparison,
+        plot_pass_curves,
+        summarize_comparison,
+    )
     from .analysis.report import ReportArguments
     from .analysis.report import write_report as write_run_report
     from .io import read_jsonl
@@ -508,7 +513,7 @@ def run_compare(args: CompareArguments) -> int:
         raise ValueError(f"--only {unknown}: not a run of this comparison; use 'start', an arm, a seed (s0) or one of "
                          f"{[r.name for r in plan]}.")
     (out / "compare_settings.json").write_text(json.dumps(
-        {"arguments": {k: v for k, v in vars(args).items()}, "runs": {r.name: r.flags for r in plan}}, indent=2,
+        {"arguments": dict(vars(args)), "runs": {r.name: r.flags for r in plan}}, indent=2,
         default=str))
     if not args.report_only:
         if args.only is None or "start" in args.only:

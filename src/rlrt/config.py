@@ -11,8 +11,8 @@ from trl import GRPOConfig
 
 from .algorithms.shaping import LOG_RATIO_CLAMP, VARIANTS, get_variant
 from .models import cpu_supports_bf16
-from .text import did_you_mean
 from .teacher import DEFAULT_TEACHER_TEMPLATE
+from .text import did_you_mean
 
 # Library warnings known to be harmless here, filtered by category and message (never all warnings): transformers 5
 # renamed gradient checkpointing to activation checkpointing, and TRL 1.16 still sets and reads the old names.

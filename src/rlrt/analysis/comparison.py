@@ -23,6 +23,7 @@ from ..evaluation.strata import DEFAULT_STRATA_EDGES, assign_strata, pass_curve,
 from .bootstrap import BootstrapConfig, difference_of_differences, paired_difference
 
 METRICS = ("avg_after_start", "avg_final")  # plus f"pass@{K}_final", K = the final evaluation's samples
+DEFAULT_BOOTSTRAP = BootstrapConfig()  # frozen, so one shared default instance is safe
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _average_curves(curves: Sequence[dict[int, float]]) -> dict[int, float]:
 def summarize_comparison(runs: dict[tuple[str, int], list[Evaluation]], start: StartEvaluation | None,
                          arms: Sequence[str], reference: str | None = "grpo",
                          edges: Sequence[float] = DEFAULT_STRATA_EDGES,
-                         bootstrap: BootstrapConfig = BootstrapConfig()) -> dict[str, Any]:
+                         bootstrap: BootstrapConfig = DEFAULT_BOOTSTRAP) -> dict[str, Any]:
     """Everything ``compare.json`` holds: per arm and evaluation point avg@k and pass@k (mean over seeds and per
     seed), the mean after the start, pass@k curves at the final evaluation, the same per stratum, and the paired
     differences to ``reference`` per seed and overall with bootstrap intervals (per stratum too, and the

@@ -20,7 +20,8 @@ h1{font-size:20px} h2{font-size:16px;margin-top:28px;border-top:1px solid #ddd;p
 .tok.probe{border-bottom:3px solid #b08800} .tok.probe-top{border-bottom:3px solid #d62728}
 .tok.probe-random{border-bottom:3px solid #1f77b4}
 pre.summary{font-size:12px;background:#f6f8fa;padding:8px;overflow-x:auto}
-table.alts{border-collapse:collapse;font-size:12px;margin-top:6px} table.alts td,table.alts th{border:1px solid #ddd;padding:2px 6px}
+table.alts{border-collapse:collapse;font-size:12px;margin-top:6px}
+table.alts td,table.alts th{border:1px solid #ddd;padding:2px 6px}
 """
 
 _SCRIPT = """
@@ -55,7 +56,8 @@ data.problems.forEach((problem, p) => {
       if (t.probe) { span.classList.add('probe', 'probe-' + t.probe.role); probes.push([i, t]); }
       const probed = t.probe ? `probed (${t.probe.role}): influence resample = ${fmt(t.probe.resample, 2)}, `
         + `reflect = ${fmt(t.probe.reflect, 2)}\\n` : '';
-      span.title = probed + `D = ${fmt(t.d)}  multiplier = ${fmt(t.multiplier)}\\nlog P_S = ${fmt(t.logp_student)}  log P_T = ${fmt(t.logp_teacher)}\\nKL(P_S||P_T) = ${fmt(t.kl)}`;
+      span.title = probed + `D = ${fmt(t.d)}  multiplier = ${fmt(t.multiplier)}\\n`
+        + `log P_S = ${fmt(t.logp_student)}  log P_T = ${fmt(t.logp_teacher)}\\nKL(P_S||P_T) = ${fmt(t.kl)}`;
       line.appendChild(span);
       if (t.critical) alts.push([i, t]);
     });
@@ -105,7 +107,8 @@ def render_inspect_html(payload: dict[str, Any]) -> str:
     title = html.escape(payload.get("title") or f"rlrt inspect: {args.get('model', '')} on {args.get('dataset', '')}")
     settings = html.escape(payload.get("settings") or (
         f"shaping={args.get('shaping')}  lam={args.get('shaping_lambda')}  eps_w={args.get('shaping_eps_w')}  "
-        f"context={args.get('teacher_context')}  samples={args.get('num_samples')}  temperature={args.get('temperature')}"
+        f"context={args.get('teacher_context')}  samples={args.get('num_samples')}  "
+        f"temperature={args.get('temperature')}"
     ))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_STYLE}</style></head>

@@ -47,7 +47,8 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     if not (run_dir / "metrics.jsonl").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder of `rlrt train` (no metrics.jsonl).")
     config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
-    return {"dir": run_dir, "config": config, "metrics": [m for m in read_jsonl(run_dir / "metrics.jsonl") if "loss" in m],
+    return {"dir": run_dir, "config": config,
+            "metrics": [m for m in read_jsonl(run_dir / "metrics.jsonl") if "loss" in m],
             "heldout": read_jsonl(run_dir / "heldout.jsonl")}
 
 
@@ -104,7 +105,10 @@ def plot_metrics(groups: dict[str, list[dict[str, Any]]], output_dir: Path) -> l
                         marker="o" if metric == "heldout" else None, markersize=3)
                 if len(runs) > 1:
                     ax.fill_between(steps, low, high, color=colors[label], alpha=0.15)
-            title = "held-out " + (heldout_key(next(iter(groups.values()))[0]) or "avg@k") if metric == "heldout" else metric
+            if metric == "heldout":
+                title = "held-out " + (heldout_key(next(iter(groups.values()))[0]) or "avg@k")
+            else:
+                title = metric
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("step", fontsize=8)
             ax.tick_params(labelsize=8)
@@ -142,11 +146,13 @@ def summary_rows(groups: dict[str, list[dict[str, Any]]], shift: dict[str, dict[
         first = [r["heldout"][0][key] for r in runs if r["heldout"] and key in r["heldout"][0]]
         last = [r["heldout"][-1][key] for r in runs if r["heldout"] and key in r["heldout"][-1]]
         top_pass = pass_key(runs[0])
-        last_pass = [r["heldout"][-1][top_pass] for r in runs if top_pass and r["heldout"] and top_pass in r["heldout"][-1]]
+        last_pass = [r["heldout"][-1][top_pass] for r in runs
+                     if top_pass and r["heldout"] and top_pass in r["heldout"][-1]]
         tail = lambda r, m: statistics.fmean(series(r, m)[1][-5:]) if series(r, m)[1] else float("nan")  # noqa: E731
         shifts = [shift[str(r["dir"])]["rate"] for r in runs if str(r["dir"]) in shift]
         rows.append({
-            "label": label, "runs": len(runs), "steps": max((r["metrics"][-1]["step"] for r in runs if r["metrics"]), default=0),
+            "label": label, "runs": len(runs),
+            "steps": max((r["metrics"][-1]["step"] for r in runs if r["metrics"]), default=0),
             "heldout_metric": key, "heldout_first": first, "heldout_last": last, "pass_metric": top_pass,
             "pass_last": last_pass, "reward_last5": [tail(r, "reward") for r in runs],
             "entropy_last5": [tail(r, "entropy") for r in runs],
@@ -162,7 +168,8 @@ def markdown_summary(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         shift = (f"{1000 * statistics.fmean(r['candidate_shift']):.2f}" if r["candidate_shift"] else "")
         lines.append(
-            f"| {r['label']} | {r['runs']} | {r['steps']} | {mean_std(r['heldout_first'])} | {mean_std(r['heldout_last'])} | "
+            f"| {r['label']} | {r['runs']} | {r['steps']} | "
+            f"{mean_std(r['heldout_first'])} | {mean_std(r['heldout_last'])} | "
             f"{mean_std(r['pass_last'])} | {mean_std(r['reward_last5'])} | "
             f"{statistics.fmean(r['entropy_last5']):.3f} | {statistics.fmean(r['length_last5']):.1f} | {shift} |"
         )
@@ -175,10 +182,9 @@ def candidate_shift_for_runs(runs: list[dict[str, Any]], args: ReportArguments) 
     """Per run: promoted positions / counted positions, on shared contexts from the starting model."""
     import torch
 
-    from ..data.registry import load_task
+    from ..data.registry import load_task, split_spec
     from ..evaluation.sampling import SamplingConfig, sample_completion_ids
     from ..models import load_model, load_tokenizer, resolve_model
-    from ..data.registry import split_spec
     from ..teacher import render_prompt
     from .asymmetry import candidate_shift
     from .inspect_run import response_logits
@@ -235,7 +241,8 @@ def write_report(args: ReportArguments) -> dict[str, Path]:
     (out / "summary.json").write_text(json.dumps({"groups": rows, "candidate_shift": shift}, indent=2, default=str))
     table = markdown_summary(rows)
     images = "\n".join(f"![{p.stem}]({p.name})" for p in plots[:1])
-    (out / "report.md").write_text(f"# rlrt report\n\nRuns: {', '.join(str(r['dir']) for r in runs)}\n\n{table}\n{images}\n")
+    run_dirs = ", ".join(str(r["dir"]) for r in runs)
+    (out / "report.md").write_text(f"# rlrt report\n\nRuns: {run_dirs}\n\n{table}\n{images}\n")
     return {"report": out / "report.md", "summary": out / "summary.json", "overview": plots[0]}
 
 

@@ -53,7 +53,8 @@ def addition_task(split: str = "train", limit: int | None = None, seed: int = 0)
     if limit is not None:
         chosen = chosen[:limit]
     records = [
-        {"question": f"What is {a} + {b}?", "answer": str(a + b), "solution": f"{a} + {b} = {a + b}. The answer is \\boxed{{{a + b}}}."}
+        {"question": f"What is {a} + {b}?", "answer": str(a + b),
+         "solution": f"{a} + {b} = {a + b}. The answer is \\boxed{{{a + b}}}."}
         for a, b in chosen
     ]
     dataset, _ = build_dataset(records, fmt=DEFAULT_TASK_FORMAT, source=f"{DEFAULT_TASK}:{split}")

@@ -93,7 +93,8 @@ class MathRewardConfig:
             try:
                 options = json.loads(options)
             except json.JSONDecodeError as err:
-                raise ValueError(f"--reward_options is not valid JSON ({err}); e.g. '{{\"answer_format\": \"boxed\"}}'.") from None
+                raise ValueError(f"--reward_options is not valid JSON ({err}); "
+                                 "e.g. '{\"answer_format\": \"boxed\"}'.") from None
         if not isinstance(options, dict):
             raise ValueError(f"--reward_options must be a JSON object of MathRewardConfig fields; got {options!r}.")
         fields = list(cls.__dataclass_fields__)
