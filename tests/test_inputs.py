@@ -748,3 +748,52 @@ def test_array_rewards_are_read_as_lists():
     for array in (np.array([0.5, 1.0]), torch.tensor([0.5, 1.0])):
         guarded = guard_reward_function(lambda prompts, completions, array=array, **kw: array, "skip", Counter())
         assert guarded(prompts=["p"] * 2, completions=["c"] * 2) == [0.5, 1.0]
+
+
+def _finished_run_without_checkpoint(run, argv):
+    """A run folder as a finished 1-step default run leaves it: config.json and summary.json, no checkpoint."""
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(_record(argv)))
+    (run / "summary.json").write_text(json.dumps({"steps": 1}))
+
+
+def test_finished_run_without_a_checkpoint_says_so_and_names_changes_first(tmp_path):
+    from rlrt.cli import parse_command
+    from rlrt.run import RunAlreadyFinished, find_resume_checkpoint
+
+    run = tmp_path / "base"
+    _finished_run_without_checkpoint(run, ["--max_steps", "1"])
+
+    def check(argv):
+        (train_args, config), _ = parse_command("train", ["--output_dir", "unused", *argv])
+        config.output_dir = str(run)
+        record = _record(argv)
+        record["rlrt"]["output_dir"] = "unused"
+        return find_resume_checkpoint(train_args, config, record)
+
+    with pytest.raises(ValueError) as more:
+        check(["--max_steps", "2"])
+    assert "finished at step 1 and no checkpoint was saved (save_strategy='no')" in str(more.value)
+    assert "new --output_dir" in str(more.value) and "--save_strategy steps" in str(more.value)
+    assert "already finished" not in str(more.value)
+    with pytest.raises(ValueError, match="per_device_train_batch_size: 16 -> 8"):
+        check(["--max_steps", "2", "--per_device_train_batch_size", "8"])
+    with pytest.raises(ValueError, match="shaping: 'rlrt' -> 'grpo'"):
+        check(["--max_steps", "1", "--shaping", "grpo"])
+    with pytest.raises(RunAlreadyFinished, match="already finished at step 1"):
+        check(["--max_steps", "1"])
+
+
+@pytest.mark.slow
+def test_continuing_a_finished_default_run_end_to_end(tmp_path, tiny_model_dir, capsys):
+    from rlrt.cli import main
+
+    run = tmp_path / "base"
+    base = ["train", "--model", str(tiny_model_dir), "--output_dir", str(run), "--reward_funcs",
+            "rlrt.rewards:parity_reward", "--dataset_limit", "8", *TINY]
+    assert main([*base, "--max_steps", "1"]) == 0
+    capsys.readouterr()
+    assert main([*base, "--max_steps", "2"]) == 2
+    assert "no checkpoint was saved (save_strategy='no')" in _error_line(capsys, "train")
+    assert main([*base, "--max_steps", "1"]) == 0
+    assert "already finished at step 1" in capsys.readouterr().out

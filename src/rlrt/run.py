@@ -214,8 +214,14 @@ class RunAlreadyFinished(Exception):
     """The run folder's last checkpoint (or summary) already reaches ``max_steps``."""
 
 
-def find_resume_checkpoint(train_args: TrainArguments, config: RLRTConfig) -> Path | None:
-    """The checkpoint to continue from, per ``train_args.resume``; raises ``RunAlreadyFinished`` when done."""
+def find_resume_checkpoint(train_args: TrainArguments, config: RLRTConfig,
+                           record: dict[str, Any] | None = None) -> Path | None:
+    """The checkpoint to continue from, per ``train_args.resume``.
+
+    A run folder whose run finished (``summary.json``) and has no checkpoint to continue from to ``max_steps``:
+    settings changed against its ``config.json`` (``record``, a ``config_record``) are refused by name first
+    (``ValueError``); then ``RunAlreadyFinished`` when it reached ``max_steps``, else ``ValueError`` saying that no
+    checkpoint was saved and how to train further."""
     from .reliability import COMPLETE_MARKER, last_complete_checkpoint
 
     run_dir = Path(config.output_dir)
@@ -225,9 +231,21 @@ def find_resume_checkpoint(train_args: TrainArguments, config: RLRTConfig) -> Pa
         summary = run_dir / "summary.json"
         finished_steps = json.loads(summary.read_text()).get("steps", 0) if summary.is_file() else None
         if finished_steps is not None and (checkpoint is None or finished_steps >= config.max_steps):
-            raise RunAlreadyFinished(
-                f"{run_dir} already finished at step {finished_steps} (max_steps={config.max_steps}): nothing to "
-                "train. Raise --max_steps to continue from its last checkpoint, or choose another --output_dir."
+            first_record = run_dir / "config.json"
+            first = json.loads(first_record.read_text()) if first_record.is_file() else None
+            if first is not None and record is not None:
+                resume_changes(first, record, run_dir)  # a changed shape of training is named, not "finished"
+            if finished_steps >= config.max_steps:
+                raise RunAlreadyFinished(
+                    f"{run_dir} already finished at step {finished_steps} (max_steps={config.max_steps}): nothing "
+                    "to train. Raise --max_steps to continue it, or choose another --output_dir."
+                )
+            save_strategy = (first or {}).get("rlrt", {}).get("save_strategy")
+            why = f" (save_strategy={save_strategy!r})" if save_strategy else ""
+            raise ValueError(
+                f"{run_dir} finished at step {finished_steps} and no checkpoint was saved{why}, so it cannot continue "
+                f"to max_steps={config.max_steps}: train further in a new --output_dir, or pass --save_strategy "
+                "steps --save_steps N next time."
             )
     elif train_args.resume != "never":
         checkpoint = Path(train_args.resume)
@@ -242,6 +260,8 @@ def find_resume_checkpoint(train_args: TrainArguments, config: RLRTConfig) -> Pa
         return None
     step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
     if step >= config.max_steps:
+        if record is not None and (run_dir / "config.json").is_file():
+            resume_changes(json.loads((run_dir / "config.json").read_text()), record, run_dir)
         raise RunAlreadyFinished(
             f"{run_dir} already finished at step {step} (max_steps={config.max_steps}): nothing to train. Raise "
             "--max_steps to continue it, or choose another --output_dir."
@@ -335,7 +355,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         trainer_config = to_sdpo_config(config)
     run_dir = ensure_output_dir(config.output_dir)  # before any work: a folder that cannot be written fails now
     record = config_record(train_args, config, trainer_config)
-    checkpoint = find_resume_checkpoint(train_args, config)
+    checkpoint = find_resume_checkpoint(train_args, config, record)
     if checkpoint is not None:  # refuse a changed shape of training before anything loads
         reference = run_dir / "config.json"
         reference = reference if reference.is_file() else checkpoint.parent / "config.json"
