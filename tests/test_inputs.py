@@ -797,3 +797,39 @@ def test_continuing_a_finished_default_run_end_to_end(tmp_path, tiny_model_dir, 
     assert "no checkpoint was saved (save_strategy='no')" in _error_line(capsys, "train")
     assert main([*base, "--max_steps", "1"]) == 0
     assert "already finished at step 1" in capsys.readouterr().out
+
+
+def test_a_reward_that_never_returned_a_value_fails_a_run_shorter_than_the_limit():
+    from rlrt.reliability import BrokenRewardWatch, RewardFunctionError
+
+    watch = BrokenRewardWatch(limit=3)
+    for _ in range(2):
+        watch.update("ok", failed=0, samples=8, last_error=None)
+        watch.update("f", failed=8, samples=8, last_error="KeyError: 'level'")
+    with pytest.raises(RewardFunctionError, match=r"'f' failed on every sample of the run \(2 rollout batches; last "
+                                                  r"error: KeyError: 'level'\)"):
+        watch.check_run()
+    flaky = BrokenRewardWatch(limit=3)
+    flaky.update("f", failed=8, samples=8, last_error="x")
+    flaky.update("f", failed=7, samples=8, last_error="x")  # one value in the run: flaky, not broken
+    flaky.check_run()
+    off = BrokenRewardWatch(limit=0)
+    off.update("f", failed=8, samples=8, last_error="x")
+    off.check_run()  # 0 disables
+
+
+@pytest.mark.slow
+def test_a_short_run_with_a_broken_reward_exits_1_with_its_summary_written(tmp_path, tiny_model_dir, capsys):
+    from rlrt.cli import main
+
+    rewards = tmp_path / "rewards.py"
+    rewards.write_text("def broken(completions, **kw):\n    raise KeyError('level')\n")
+    run = tmp_path / "run"
+    code = main(["train", "--model", str(tiny_model_dir), "--output_dir", str(run), "--dataset_limit", "8",
+                 "--reward_funcs", f"{rewards}:broken", "--max_steps", "2", *TINY])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    line = [x for x in err.splitlines() if x.startswith("rlrt train: error:")]
+    assert len(line) == 1 and "'broken' failed on every sample of the run (2 rollout batches" in line[0]
+    assert "KeyError" in line[0]
+    assert (run / "summary.md").is_file() and (run / "final").is_dir()

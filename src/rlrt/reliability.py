@@ -117,9 +117,15 @@ class BrokenRewardWatch:
     def __init__(self, limit: int):
         self.limit = limit
         self.streaks: Counter[str] = Counter()
+        self.batches: Counter[str] = Counter()  # rollout batches seen, and those with at least one value, by function
+        self.batches_with_a_value: Counter[str] = Counter()
+        self.last_errors: dict[str, str | None] = {}
 
     def update(self, name: str, failed: int, samples: int, last_error: str | None) -> None:
         """Record one rollout batch of ``samples`` completions (all processes) of which ``failed`` raised."""
+        self.batches[name] += 1
+        self.batches_with_a_value[name] += int(failed < samples)
+        self.last_errors[name] = last_error or self.last_errors.get(name)
         self.streaks[name] = self.streaks[name] + 1 if samples > 0 and failed >= samples else 0
         if self.limit and self.streaks[name] >= self.limit:
             raise RewardFunctionError(
@@ -127,6 +133,17 @@ class BrokenRewardWatch:
                 f"(last error: {last_error or 'unknown'}). It is broken, not flaky: fix it (dataset columns reach it "
                 "as keyword arguments) or remove it. max_failed_reward_steps sets this limit (0: never stop)."
             )
+
+    def check_run(self) -> None:
+        """At the end of a run (shorter than ``limit`` batches, or resumed): raise ``RewardFunctionError`` naming a
+        function that failed on every sample of every rollout batch this run saw. ``limit=0`` disables."""
+        for name, batches in self.batches.items():
+            if self.limit and batches and not self.batches_with_a_value[name]:
+                raise RewardFunctionError(
+                    f"Reward function {name!r} failed on every sample of the run ({batches} rollout batches; last "
+                    f"error: {self.last_errors.get(name) or 'unknown'}); the run folder is written, but nothing was "
+                    "learned from it. Fix it (dataset columns reach it as keyword arguments) or remove it."
+                )
 
 
 class NoCorrectWatch:

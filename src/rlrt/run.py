@@ -425,6 +425,8 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(final_dir)
         write_summary(run_dir, trainer.state.log_history, time.time() - started, config)
+    if getattr(trainer, "broken_reward_watch", None) is not None:
+        trainer.broken_reward_watch.check_run()  # after everything is written: a run too short for the streak stop
     return run_dir
 
 
