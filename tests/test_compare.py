@@ -325,13 +325,16 @@ def test_strata_summary_by_hand():
     assert {k: (v["problems"], v["avg"]) for k, v in table.items()} == {"never": (1, 0.5), "<60%": (1, 0.0),
                                                                          ">=60%": (2, 0.75)}
     assert table[">=60%"]["pass"] == pytest.approx({1: 0.75, 2: 1.0})
-    with pytest.raises(ValueError, match="same dataset"):
+    with pytest.raises(ValueError, match="has 4 problems and this one 3: evaluate the same dataset"):
         strata_summary(problems[:3], counts[:3], samples, answers)  # answers 1-3 against 1-4
+    with pytest.raises(ValueError, match="problem 2 of the --strata-from evaluation has the answer '3' and this one "
+                                         "'7'"):
+        strata_summary(problems[:2] + [{"answer": "7", "correct": [1.0]}] + problems[3:], counts, samples, answers)
     with pytest.raises(ValueError, match="no per-problem samples"):
         strata_from_results({"results": [{"dataset": "d", "summary": {}}]})
 
 
-def test_eval_strata_from_cli(tmp_path, tiny_model_dir, capsys):
+def test_eval_strata_from_cli(tmp_path, tiny_model_dir, capsys, monkeypatch):
     from rlrt.cli import main
     from rlrt.data.registry import load_task
 
@@ -347,11 +350,23 @@ def test_eval_strata_from_cli(tmp_path, tiny_model_dir, capsys):
     counts = {k: v["problems"] for k, v in result["strata"]["strata"].items()}
     assert counts == {"never": 1, "<60%": 1, ">=60%": 2}  # 0/2, 1/2 (0.5 < 0.6), 2/2, 2/2
     assert "| never | " in (out / "results.md").read_text()
+    # A start file on other problems is refused before any model loads or samples.
+    import rlrt.models
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the --strata-from check")
+
+    monkeypatch.setattr(rlrt.models, "load_model", no_model)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"results": [{"dataset": "addition:test", "problems": [
         {"answer": "999", "correct": [0]}]}]}))
     assert main(argv[:-1] + [str(bad)]) == 2
-    assert "evaluate the same dataset" in capsys.readouterr().err
+    assert "on addition:test has 1 problems and this one 4: evaluate the same dataset" in capsys.readouterr().err
+    bad.write_text(json.dumps({"results": [{"dataset": "addition:test", "problems": [
+        {"answer": a, "correct": [0]} for a in answers[:3] + ["999"]]}]}))
+    assert main(argv[:-1] + [str(bad)]) == 2
+    assert f"problem 3 of the --strata-from evaluation on addition:test has the answer '999' and this one " \
+           f"'{answers[3]}'" in capsys.readouterr().err
 
 
 def test_a_run_stopped_before_its_first_checkpoint_starts_over_and_keeps_its_logs(tmp_path):

@@ -455,23 +455,42 @@ def test_ctrl_c_during_eval_writes_the_finished_pairs(tmp_path, tiny_model_dir, 
     real = evaluate.evaluate_model
     calls = []
 
+    stopped = []
+
     def interrupt_second(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 2 and not stopped:  # the first run's second pair only
+            stopped.append(1)
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluate, "evaluate_model", interrupt_second)
     out = tmp_path / "eval"
-    code = main(["eval", "--model", str(tiny_model_dir), "--dataset", "addition:test", "addition:train", "--limit", "2",
-                 "--num_samples", "1", "--max_new_tokens", "2", "--output_dir", str(out)])
-    assert code == 130
+    argv = ["eval", "--model", str(tiny_model_dir), "--dataset", "addition:test", "addition:train", "--limit", "2",
+            "--max_new_tokens", "2", "--num_samples", "1", "--output_dir", str(out)]
+    assert main(argv) == 130
     line = [x for x in capsys.readouterr().err.splitlines() if x.startswith("rlrt eval:")]
     assert line == [f"rlrt eval: stopped by SIGINT; wrote the 1 finished checkpoint x dataset result(s) to "
-                    f"{out / 'results.json'}. Run the command again for the rest."]
+                    f"{out / 'results.json'}. Run the same command again for the rest (the finished ones are "
+                    "skipped)."]
     payload = json.loads((out / "results.json").read_text())
     assert payload["stopped_by"] == "SIGINT" and [r["dataset"] for r in payload["results"]] == ["addition:test"]
     assert payload["results"][0]["summary"]["problems"] == 2
+    first = payload["results"][0]
+
+    # The rerun the message promises: only the unfinished pair is sampled; the finished one is kept as it was.
+    calls.clear()
+    assert main(argv) == 0
+    assert len(calls) == 1
+    assert "addition:test already in" in capsys.readouterr().err
+    payload = json.loads((out / "results.json").read_text())
+    assert "stopped_by" not in payload and [r["dataset"] for r in payload["results"]] == ["addition:test",
+                                                                                          "addition:train"]
+    assert payload["results"][0] == first
+    # Other settings (here more samples) evaluate everything again.
+    calls.clear()
+    assert main([*argv[:-4], "--num_samples", "2", *argv[-2:]]) == 0
+    assert len(calls) == 2
 
 
 # ------------------------------------------------------------------------------------------------ resume

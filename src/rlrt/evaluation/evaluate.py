@@ -22,7 +22,14 @@ from ..rewards.grading import grade_batch, grading_columns
 from ..rewards.math import MathRewardConfig, MathVerifier
 from .metrics import summarize
 from .sampling import SamplingConfig, sample_completions
-from .strata import DEFAULT_STRATA_EDGES, check_edges, strata_from_results, strata_markdown, strata_summary
+from .strata import (
+    DEFAULT_STRATA_EDGES,
+    check_edges,
+    check_same_problems,
+    strata_from_results,
+    strata_markdown,
+    strata_summary,
+)
 
 
 def score_samples(completions: Sequence[Sequence[str]], golds: Sequence[Any], verifier: MathVerifier,
@@ -74,13 +81,14 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
 
 
 def write_results(results: list[dict[str, Any]], sampling: SamplingConfig, output_dir: str | Path,
-                  stopped_by: str | None = None) -> tuple[Path, Path]:
+                  stopped_by: str | None = None, settings: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """``results.json`` (everything, per-problem samples included) and ``results.md`` (the table); ``stopped_by``
-    (a signal name) marks an evaluation that was interrupted and holds only the pairs that finished."""
+    (a signal name) marks an evaluation that was interrupted and holds only the pairs that finished; ``settings``
+    (``EvalArguments.settings()``) lets a rerun skip the pairs already finished with the same settings."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = output_dir / "results.json", output_dir / "results.md"
-    payload = {"sampling": sampling.to_dict(), "results": results}
+    payload = {"sampling": sampling.to_dict(), **({"settings": settings} if settings else {}), "results": results}
     if stopped_by:
         payload["stopped_by"] = stopped_by
     json_path.write_text(json.dumps(payload, indent=2))
@@ -101,7 +109,7 @@ class EvaluationInterrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return (f"stopped by {self.signal_name}; wrote the {self.finished} finished checkpoint x dataset result(s) to "
-                f"{self.json_path}. Run the command again for the rest.")
+                f"{self.json_path}. Run the same command again for the rest (the finished ones are skipped).")
 
 
 @contextlib.contextmanager
@@ -167,6 +175,12 @@ class EvalArguments:
         self.sampling()  # checks the sampling flags now, before any model loads
         self.reward_config = MathRewardConfig.from_options(self.reward_options)
 
+    def settings(self) -> dict[str, Any]:
+        """What, besides the sampling settings, decides a checkpoint x dataset result: a finished pair in
+        ``output_dir``'s results.json is reused only when these and the sampling settings are the same."""
+        return {"num_samples": self.num_samples, "limit": self.limit, "dataset_options": self.dataset_options,
+                "reward_options": self.reward_options}
+
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
                               top_k=self.top_k, batch_size=self.batch_size, seed=self.seed, bf16=self.bf16)
@@ -183,15 +197,28 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
     for spec in args.dataset:
         name, split = split_spec(spec)
         datasets[spec] = load_task(name, split=split, limit=args.limit, **options)
+        if start_strata is not None:  # before any model loads or samples, not after
+            check_same_problems(start_strata[spec][2], datasets[spec]["answer"], spec)
     verifier = MathVerifier()
-    results = []
+    settings = args.settings()
+    results = finished_pairs(args.output_dir, sampling, settings, args.model, list(datasets))
+    for entry in results:
+        print(f"rlrt eval: {entry['model']} on {entry['dataset']} already in {args.output_dir}/results.json with "
+              "the same settings, skipped", file=sys.stderr)
+        if start_strata is not None:
+            entry["strata"] = strata_summary(entry["problems"], *start_strata[entry["dataset"]], args.strata_edges)
+    done = {(r["model"], r["dataset"]) for r in results}
     try:
         with _sigterm_as_interrupt():
             for model_name in args.model:
+                if all((model_name, spec) in done for spec in datasets):
+                    continue
                 path = resolve_model(model_name)
                 model = load_model(path, args.trust_remote_code)
                 tokenizer = load_tokenizer(path, args.trust_remote_code)
                 for spec, dataset in datasets.items():
+                    if (model_name, spec) in done:
+                        continue
                     result = evaluate_model(model, tokenizer, dataset, args.num_samples, sampling, verifier,
                                             description=f"{model_name} on {spec}", reward_config=args.reward_config)
                     entry = {"model": model_name, "dataset": spec, **result}
@@ -200,10 +227,28 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
                     results.append(entry)
     except KeyboardInterrupt as stop:
         signal_name = "SIGTERM" if str(stop) == "SIGTERM" else "SIGINT"
-        json_path, md_path = write_results(results, sampling, args.output_dir, stopped_by=signal_name)
+        json_path, md_path = write_results(results, sampling, args.output_dir, signal_name, settings)
         raise EvaluationInterrupted(signal_name, len(results), json_path, md_path) from None
-    json_path, md_path = write_results(results, sampling, args.output_dir)
+    order = {(m, d): i for i, (m, d) in enumerate((m, d) for m in args.model for d in datasets)}
+    results.sort(key=lambda r: order[(r["model"], r["dataset"])])
+    json_path, md_path = write_results(results, sampling, args.output_dir, settings=settings)
     return results, json_path, md_path
+
+
+def finished_pairs(output_dir: str | Path, sampling: SamplingConfig, settings: dict[str, Any],
+                   models: Sequence[str], datasets: Sequence[str]) -> list[dict[str, Any]]:
+    """The results in ``output_dir/results.json`` (an earlier, perhaps interrupted, ``rlrt eval``) of the asked
+    checkpoint x dataset pairs, when that run used the same sampling settings and ``settings``; else ``[]``."""
+    path = Path(output_dir) / "results.json"
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(payload, dict) or payload.get("sampling") != sampling.to_dict() \
+            or payload.get("settings") != settings:
+        return []
+    wanted = {(m, d) for m in models for d in datasets}
+    return [r for r in payload.get("results", []) if (r.get("model"), r.get("dataset")) in wanted]
 
 
 def read_start_strata(path: str, specs: Sequence[str], edges: Sequence[float]) -> dict[str, tuple]:

@@ -102,15 +102,26 @@ def strata_from_results(payload: dict, dataset: str | None = None) -> tuple[list
     return counts, samples, [p.get("answer") for p in chosen["problems"]]
 
 
+def check_same_problems(start_answers: Sequence, answers: Sequence, dataset: str = "") -> None:
+    """Raises ``ValueError`` naming the difference (the problem counts, or the first problem whose gold answer
+    differs) unless ``answers`` are the starting evaluation's ``start_answers``, problem for problem."""
+    where = f" on {dataset}" if dataset else ""
+    if len(answers) != len(start_answers):
+        raise ValueError(f"the --strata-from evaluation{where} has {len(start_answers)} problems and this one "
+                         f"{len(answers)}: evaluate the same dataset with the same --limit.")
+    for i, (a, b) in enumerate(zip(answers, start_answers)):
+        if str(a) != str(b):
+            raise ValueError(f"problem {i} of the --strata-from evaluation{where} has the answer {str(b)!r} and this "
+                             f"one {str(a)!r}: evaluate the same dataset (same options and order) with the same "
+                             "--limit.")
+
+
 def strata_summary(problems: Sequence[dict], start_counts: Sequence[int | None], start_samples: int,
                    start_answers: Sequence, edges: Sequence[float] = DEFAULT_STRATA_EDGES) -> dict:
     """Per-stratum avg@k (with the problem count) and pass@k curve of one evaluation (``problems``: its rows with
     ``correct`` per sample and ``answer``), with strata from the starting model's counts. Raises ``ValueError``
     when the two evaluations are not on the same problems in the same order."""
-    answers = [p.get("answer") for p in problems]
-    if len(answers) != len(start_answers) or any(str(a) != str(b) for a, b in zip(answers, start_answers)):
-        raise ValueError(f"the --strata-from evaluation has {len(start_answers)} problems and this one {len(answers)}, "
-                         "or their answers differ: evaluate the same dataset with the same --limit.")
+    check_same_problems(start_answers, [p.get("answer") for p in problems])
     strata = assign_strata(start_counts, start_samples, edges)
     rows = [p["correct"] for p in problems]
     samples = min(len(r) for r in rows)
