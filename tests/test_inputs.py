@@ -852,3 +852,61 @@ def test_a_short_run_with_a_broken_reward_exits_1_with_its_summary_written(tmp_p
     assert len(line) == 1 and "'broken' failed on every sample of the run (2 rollout batches" in line[0]
     assert "KeyError" in line[0]
     assert (run / "summary.md").is_file() and (run / "final").is_dir()
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("gsm8k:validation", r"gsm8k has no 'validation' split; its splits are \['test', 'train'\]"),
+        ("math500:dev", r"math500 has no 'dev' split; its splits are \['test'\]"),
+        ("chain:validation", r"chain has the splits \['train', 'test'\]; got 'validation'"),
+        ("addition:dev", r"addition has the splits \['train', 'test'\]; got 'dev'"),
+        ("rg:chain_sum:validation", r"rg:chain_sum has the splits \['train', 'test'\]; got 'validation'"),
+    ],
+)
+def test_a_split_a_source_lacks_lists_its_splits(monkeypatch, spec, message):
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("must not download"))
+    with pytest.raises(ValueError, match=message):
+        load_task(spec)
+
+
+def test_hub_preset_offline_is_one_line_exit_2_and_leaves_no_empty_folder(tmp_path, capsys, monkeypatch):
+    import datasets
+
+    from rlrt.cli import main
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    out = tmp_path / "new" / "run"
+    assert main(["train", "--dataset", "gsm8k:train", "--output_dir", str(out), "--eval_dataset", "none"]) == 2
+    line = _error_line(capsys, "train")
+    assert "gsm8k:train (openai/gsm8k) could not be downloaded" in line and "local .jsonl" in line
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_refused_run_leaves_no_empty_auto_run_folder_and_keeps_existing_ones(tmp_path, capsys, monkeypatch):
+    from rlrt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for _ in range(2):
+        assert main(["train", "--dataset", str(empty), "--eval_dataset", "none"]) == 2
+        assert "empty" in _error_line(capsys, "train")
+    assert list((tmp_path / "runs").iterdir()) == []
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert main(["train", "--dataset", str(empty), "--output_dir", str(kept), "--eval_dataset", "none"]) == 2
+    capsys.readouterr()
+    assert (kept / "notes.txt").read_text() == "mine"
+    existing_empty = tmp_path / "existing"
+    existing_empty.mkdir()
+    assert main(["train", "--dataset", str(empty), "--output_dir", str(existing_empty), "--eval_dataset", "none"]) == 2
+    capsys.readouterr()
+    assert existing_empty.is_dir()  # not created by this run: left alone

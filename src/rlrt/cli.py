@@ -16,6 +16,7 @@ import importlib
 import os
 import re
 import sys
+from pathlib import Path
 
 from .io import ensure_output_dir
 from .text import did_you_mean
@@ -48,27 +49,45 @@ def main(argv: list[str] | None = None) -> int:
     name = argv[0]
     from .reliability import NonFiniteStepError, RewardFunctionError
 
-    created = []
+    created, auto, code = [], [], 1
     try:
         parsed, run = parse_command(name, argv[1:])
         for arguments in parsed:
             output_dir = getattr(arguments, "output_dir", None)
-            if output_dir and output_dir != "auto":  # fail now, not after an hour of work
-                created += [] if os.path.exists(output_dir) else [output_dir]
+            if output_dir == "auto":  # the command names it (a timestamped folder) and creates it
+                auto.append(arguments)
+            elif output_dir:  # fail now, not after an hour of work
+                created += _missing_folders(output_dir)
                 ensure_output_dir(output_dir)
-        return run(*parsed) or 0
+        code = run(*parsed) or 0
+        return code
     except (ValueError, FileNotFoundError, TypeError) as err:
         print(f"rlrt {name}: error: {err}", file=sys.stderr)
-        for folder in created:  # refused input leaves no empty output folder behind
-            if os.path.isdir(folder) and not os.listdir(folder):
-                os.rmdir(folder)
-        return 2
+        code = 2
+        return code
     except (RewardFunctionError, NonFiniteStepError, OSError) as err:  # stopped while working; checkpoints intact
         print(f"rlrt {name}: error: {err}", file=sys.stderr)
-        return 1
+        return code
     except KeyboardInterrupt:  # a command without its own graceful stop: one line, not a traceback
         print(f"\nrlrt {name}: interrupted (Ctrl-C); results not yet written are lost.", file=sys.stderr)
-        return 130
+        code = 130
+        return code
+    finally:
+        if code != 0:  # a failed or refused command leaves no empty folder that it created behind
+            created += [a.output_dir for a in auto if a.output_dir != "auto"]
+            for folder in created:
+                if os.path.isdir(folder) and not os.listdir(folder):
+                    os.rmdir(folder)
+
+
+def _missing_folders(path: str) -> list[str]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for folder in [Path(path), *Path(path).parents]:
+        if folder.exists():
+            break
+        missing.append(str(folder))
+    return missing
 
 
 def parse_command(name: str, argv: list[str]):

@@ -261,7 +261,14 @@ def load_hub(name: str, split: str | None = None, fmt: PromptFormat | None = Non
         )
     import datasets
 
-    raw = datasets.load_dataset(preset.path, preset.name, split=split)
+    try:
+        raw = datasets.load_dataset(preset.path, preset.name, split=split)
+    except (ConnectionError, OSError) as err:  # offline, or the hub unreachable (huggingface_hub's errors are these)
+        raise ValueError(
+            f"{name}:{split} ({preset.path}) could not be downloaded and is not in the local cache "
+            f"({type(err).__name__}): with no network, pass a local .jsonl/.parquet/.csv file as --dataset, or "
+            "download it once where the hub is reachable (the cache is reused offline)."
+        ) from None
     if limit is not None:
         raw = raw.select(range(min(limit, len(raw))))
     records = (_preset_record(preset, r) for r in raw)

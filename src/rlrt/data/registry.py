@@ -68,6 +68,10 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
         _no_options(spec, format_keys, "a built-in task (its prompt format is fixed)")
         return chain_task(split or "train", limit=limit, seed=seed, **options)
     if spec.startswith("rg:"):
+        if ":" in spec[3:]:
+            source, _, other_split = spec.rpartition(":")
+            raise ValueError(f"{source} has the splits {list(SPLITS)}; got {other_split!r}: ask for one of them "
+                             f"(e.g. {source}:test).")
         if split not in (None, "train", "test"):
             raise ValueError(f"reasoning-gym tasks have the splits 'train' and 'test'; got {split!r}.")
         size = options.pop("size", limit or 256)
@@ -85,6 +89,12 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
                 raise ValueError(f"unknown dataset option {key!r}{did_you_mean(key, allowed)} for a local file; "
                                  f"its options are {allowed} and the prompt format's {list(FORMAT_OPTIONS)}.")
         return load_local(spec, limit=limit, fmt=fmt, **options)
+    source, _, other_split = spec.rpartition(":")
+    if source in HUB_PRESETS:
+        return load_hub(source, split=other_split)  # raises, listing the preset's splits
+    if source in (DEFAULT_TASK, "default", CHAIN_TASK):
+        raise ValueError(f"{source} has the splits {list(SPLITS)}; got {other_split!r}: ask for one of them "
+                         f"(e.g. {source}:test).")
     known = [DEFAULT_TASK, "default", CHAIN_TASK, *HUB_PRESETS]
     raise ValueError(
         f"Unknown dataset {spec!r}{did_you_mean(spec, known)}. Use 'addition' or 'chain' (built-in), "
