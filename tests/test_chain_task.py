@@ -82,7 +82,8 @@ def test_load_task_and_options_reach_the_task():
     ({"max_operand": 1}, "option 'max_operand' must be an integer from 2 to 999"),
     ({"operations": "+/"}, "option 'operations' must be a non-empty string"),
     ({"operations": ""}, "option 'operations' must be a non-empty string"),
-    ({"step": 3}, r"Unknown chain task option\(s\) \['step'\]; use steps, min_steps, max_operand, operations"),
+    ({"step": 3}, r"unknown option 'step' \(did you mean 'steps'\?\); the options are \['steps', 'max_operand', "
+                    r"'operations', 'min_steps'\]"),
     ({"steps": 1, "max_operand": 5}, "give only .* distinct problems .* raise 'steps' or 'max_operand'"),
     ({"system_prompt": "Be brief."}, r"chain is a built-in task \(its prompt format is fixed\) and takes no"),
 ])

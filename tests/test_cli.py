@@ -63,7 +63,7 @@ def test_yaml_config_and_flag_override(tmp_path, tiny_model_dir):
         (["--shaping_lambda", "2"], "shaping_lambda must lie in"),
         (["--reward_funcs", "nope"], "Unknown reward function"),
         (["--reward_funcs", "reasoning_gym"], "Use --reward_funcs accuracy"),
-        (["--reward_options", '{"bogus": 1}'], "unknown field(s) ['bogus']"),
+        (["--reward_options", '{"bogus": 1}'], "unknown option 'bogus'; the options are ['answer_format'"),
         (["--dataset_options", "[1]"], "must be a JSON object"),
         (["--dataset_options", "{bad"], "--dataset_options is not valid JSON"),
         (["--dataset", "chain", "--dataset_options", '{"steps": 0}'], "option 'steps' must be an integer from 1 to 8"),

@@ -910,3 +910,43 @@ def test_a_refused_run_leaves_no_empty_auto_run_folder_and_keeps_existing_ones(t
     assert main(["train", "--dataset", str(empty), "--output_dir", str(existing_empty), "--eval_dataset", "none"]) == 2
     capsys.readouterr()
     assert existing_empty.is_dir()  # not created by this run: left alone
+
+
+# ------------------------------------------------------------------------------------------------ did you mean
+
+
+def test_closest_name_by_case_initials_and_spelling():
+    from rlrt.text import closest, did_you_mean
+
+    assert closest("RLRT", ["grpo", "rlrt"]) == "rlrt"
+    assert closest("lr", ["learning_rate", "lr_scheduler_type", "logging_steps"]) == "learning_rate"
+    assert closest("answer_formt", ["answer_format", "float_rounding"]) == "answer_format"
+    assert closest("zzz", ["answer_format"]) is None
+    assert did_you_mean("rlrt", ["rlrt"]) == ""  # a valid name is not "corrected" to itself
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--shaping", "RLRT"], "Unknown shaping mode 'RLRT' (did you mean 'rlrt'?)"),
+    (["--lr", "1e-5"], "unknown flag --lr (did you mean --learning_rate?)"),
+    (["--reward_options", '{"answer_formt": "boxed"}'],
+     "--reward_options (MathRewardConfig): unknown option 'answer_formt' (did you mean 'answer_format'?)"),
+    (["--shaping", "sdpo", "--sdpo_options", '{"distilation_weight": 0.5}'],
+     "sdpo_options: SDPOConfig has no field 'distilation_weight' (did you mean 'distillation_weight'?)"),
+    (["--dataset", "chain", "--dataset_options", '{"stepz": 3}'],
+     "chain task (--dataset_options): unknown option 'stepz' (did you mean 'steps'?)"),
+])
+def test_unknown_names_get_the_closest_valid_one(argv, expected, tmp_path, capsys):
+    from rlrt.cli import main
+
+    assert main(["train", "--output_dir", str(tmp_path / "run"), *argv]) == 2
+    assert expected in _error_line(capsys, "train")
+    assert not (tmp_path / "run").exists()
+
+
+def test_inspect_lists_only_the_shapings_it_takes(capsys):
+    from rlrt.algorithms import VARIANTS
+    from rlrt.cli import main
+
+    assert main(["inspect", "--shaping", "rlrtt"]) == 2
+    line = _error_line(capsys, "inspect")
+    assert "'rlrtt' (did you mean 'rlrt'?)" in line and f"one of {list(VARIANTS)}" in line and "sdpo" not in line

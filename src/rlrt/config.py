@@ -333,8 +333,10 @@ class RLRTConfig(GRPOConfig):
                 raise ValueError(f"sdpo_options: {key} is a shared option; set it directly (--{key}), not in "
                                  "sdpo_options.")
             if key not in sdpo_fields:
-                raise ValueError(f"sdpo_options: SDPOConfig has no field {key!r}; see "
-                                 "trl.experimental.sdpo.SDPOConfig for the fields.")
+                mapped = SDPO_MAPPED_FIELDS.values()
+                own = [f for f in sorted(sdpo_fields) if f not in grpo_defaults and f not in mapped]
+                raise ValueError(f"sdpo_options: SDPOConfig has no field {key!r}{did_you_mean(key, own)}; its own "
+                                 f"fields are {own} (trl.experimental.sdpo.SDPOConfig).")
 
     @property
     def variant(self):

@@ -22,6 +22,7 @@ from ..data.tasks import DEFAULT_EVAL_DATASET
 from ..models import DEFAULT_MODEL
 from ..step import Rollouts, StepResult, rlrt_step, teacher_batch_size
 from ..teacher import model_logps_fn, render_prompt, score_teacher, tokenize_teacher_prompts
+from ..text import did_you_mean
 from .asymmetry import token_asymmetry
 from .html import render_inspect_html
 
@@ -64,8 +65,11 @@ def inspect_config(args: InspectArguments) -> RLRTConfig:
     if args.shaping == SDPO:
         raise ValueError(
             "rlrt inspect shows RLRT's token shaping, which --shaping sdpo does not use: choose one of "
-            f"{sorted(VARIANTS)}."
+            f"{list(VARIANTS)}."
         )
+    if args.shaping not in VARIANTS:  # only what inspect accepts (not sdpo, which training also takes)
+        raise ValueError(f"Unknown shaping mode {args.shaping!r}{did_you_mean(args.shaping, VARIANTS)}; "
+                         f"rlrt inspect takes one of {list(VARIANTS)}.")
     return RLRTConfig(
         output_dir=args.output_dir,
         report_to="none",

@@ -28,6 +28,7 @@ question, but has no worked solution (needed by ``teacher_context="reference"``)
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +36,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from ..text import check_option_keys
 from .formatting import PromptFormat
 from .loaders import build_dataset
 
@@ -83,9 +85,7 @@ class ChainOptions:
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ChainOptions:
         """Options from ``load_task`` kwargs; an unknown name raises ``ValueError`` listing the known ones."""
-        unknown = sorted(set(options) - {"steps", "min_steps", "max_operand", "operations"})
-        if unknown:
-            raise ValueError(f"Unknown chain task option(s) {unknown}; use steps, min_steps, max_operand, operations.")
+        check_option_keys(options, [f.name for f in dataclasses.fields(cls)], "chain task (--dataset_options)")
         return cls(**options)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from ..text import did_you_mean
+from ..text import check_option_keys, did_you_mean
 from .chain import CHAIN_TASK, chain_task
 from .formatting import PromptFormat
 from .loaders import HUB_PRESETS, LOCAL_FORMATS, load_hub, load_local, load_reasoning_gym
@@ -84,10 +84,8 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
                 "own file."
             )
         allowed = [p for p in inspect.signature(load_local).parameters if p not in ("path", "fmt", "limit")]
-        for key in options:
-            if key not in allowed:
-                raise ValueError(f"unknown dataset option {key!r}{did_you_mean(key, allowed)} for a local file; "
-                                 f"its options are {allowed} and the prompt format's {list(FORMAT_OPTIONS)}.")
+        check_option_keys(options, allowed, "a local file's --dataset_options (the prompt format's are "
+                          f"{list(FORMAT_OPTIONS)})")
         return load_local(spec, limit=limit, fmt=fmt, **options)
     source, _, other_split = spec.rpartition(":")
     if source in HUB_PRESETS:

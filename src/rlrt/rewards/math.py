@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from ..text import check_option_keys
 from ._verify_worker import EXPLOSIVE
 
 ANSWER_FORMATS = ("any", "boxed")
@@ -97,10 +98,7 @@ class MathRewardConfig:
                                  "e.g. '{\"answer_format\": \"boxed\"}'.") from None
         if not isinstance(options, dict):
             raise ValueError(f"--reward_options must be a JSON object of MathRewardConfig fields; got {options!r}.")
-        fields = list(cls.__dataclass_fields__)
-        unknown = sorted(set(options) - set(fields))
-        if unknown:
-            raise ValueError(f"--reward_options: unknown field(s) {unknown}; MathRewardConfig has {fields}.")
+        check_option_keys(options, cls.__dataclass_fields__, "--reward_options (MathRewardConfig)")
         try:
             return cls(**options)
         except TypeError as err:
