@@ -232,6 +232,95 @@ def test_the_last_stated_answer_is_the_final_one(verifier, gold, completion, exp
     assert grade(completion, gold, verifier=verifier) == expected
 
 
+# A later final-answer statement in colon form replaces an earlier box wherever it stands on the line (found by a
+# new-user test: each read 120 before); a plain restatement with a copula or an "answer to ...:" does not.
+COLON_FORM_CASES = [
+    (r"... \boxed{120} ... Answer: 8120", "8120", "120"),
+    (r"So the first part is \boxed{120} and then we add. Answer: 8120", "8120", "120"),
+    (r"First part \boxed{120}. Final Answer: 8120", "8120", "120"),
+    (r"First part \boxed{120}. final answer: 8120", "8120", "120"),
+    (r"First part \boxed{120}. Therefore, Answer: 8120", "8120", "120"),
+    (r"First part \boxed{120}. So the answer: 8120.", "8120", "120"),
+    (r"First part \boxed{120}. So the final answer: 8120.", "8120", "120"),
+    (r"First part \boxed{120}. My answer: 8120", "8120", "120"),
+    (r"First part \boxed{120}. **Answer:** 8120", "8120", "120"),
+    (r"First part \boxed{120}. Answer : 8120", "8120", "120"),
+    (r"First part \boxed{120}. ANSWER: 8120", "8120", "120"),
+    ("\\boxed{120}\nAnswer: 8120", "8120", "120"),
+    # a dash after "answer" separates like a colon: no minus sign on the value
+    (r"First part \boxed{120}. Final answer - 8120", "8120", "-8120"),
+    ("Final answer - 8120", "8120", "-8120"),
+    ("Answer \u2014 12", "12", "-12"),
+    ("Final answer: -8120", "-8120", "8120"),
+    ("The answer is - 5.", "-5", "5"),
+    # not a final-answer statement in colon form: the box stays
+    (r"\boxed{36}. The answer to part (a) is 12.", "36", "12"),
+    (r"\boxed{36}. The answer to part (a): 12.", "36", "12"),
+    (r"\boxed{120}. To verify the answer: 120 / 6 = 20.", "120", "20"),
+    (r"The answer is \boxed{120}. Checking the answer: 8120 - 8000 = 120.", "120", "8120"),
+]
+
+
+@pytest.mark.parametrize("completion, read, not_read", COLON_FORM_CASES)
+def test_a_later_answer_in_colon_form_replaces_an_earlier_box_anywhere_on_the_line(verifier, completion, read,
+                                                                                   not_read):
+    assert grade_batch([completion, completion], [read, not_read], verifier=verifier) == [1.0, 0.0]
+
+
+# Every completion docs/grading.md gives as an example, with what the doc says it reads (None: no answer) and a
+# value it must not read; each must stand in the doc verbatim, so the doc and the grader cannot drift apart.
+DOC_EXAMPLES = [
+    (r"... \boxed{120} ... Answer: 8120", "8120", "120"),
+    (r"First part \boxed{120}. Final Answer: 8120", "8120", "120"),
+    ("So the answer: 8120.", "8120", "-8120"),
+    ("Final answer - 8120", "8120", "-8120"),
+    (r"The answer is \boxed{12}. Hmm, wait. I mis-added ... So the correct answer is 15.", "15", "12"),
+    (r"\boxed{36}. The answer to part (a) is 12.", "36", "12"),
+    (r"\boxed{36}. The answer to part (a): 12.", "36", "12"),
+    (r"\boxed{12}. Wait, I should subtract the 3 defective ones: 12 - 3 = 9.", "9", "12"),
+    ("So the total is 17. This makes sense because 17 is less than the 25 we started with.", "17", "25"),
+    ("so $x = 4$ (since $x > 0$).", "4", "0"),
+    ("The answer is 5", "5", "6"),
+    ("The answer to the question is $5$", "5", "6"),
+    ("Answer: 5", "5", "6"),
+    ("Final Answer: The greatest $m$ is 9", "9", "6"),
+    (r"final answer is $\boxed{9}$ apples, which is 3 more", "9", "3"),
+    ("9 + 8 = rejuvenation.", None, "17"),
+    ("I think 9 + 8 is hard", None, "17"),
+    (r"The answer is \boxed{9+8}", None, "17"),
+    ("First, 3 × 4 = 12. Then we add the", None, "12"),
+    ("The answer is **73**.", "73", "-73"),
+    (r"costs \$5.00", "5", "500"),
+    ("The answer is not 5. It is 6.", "6", "5"),
+    (r"$$6 \cdot 7 = 42.$$", "42", "0"),
+    ("The answer is – 5.", "-5", "5"),
+    ("6 000", "6000", "0"),
+    (r"6\,000", "6000", "0"),
+    (r"\boxed{\textbf{(B)}\ 42}", "B", "A"),
+    (r"$\textbf{(C) }12$", "C", "B"),
+    # its known limits: what it reads, as the doc says
+    ("The roots are 3 and 7.", "7", "3"),
+    ("So the total is 17. We had 25 before.", "25", "17"),
+    ("she has 14 marbles left over", None, "14"),
+    ("Answer: 6 rows times 7 chairs is 42.", "6", "42"),
+    (r"\boxed{12}. Wait, the 3 rows of 4 give it.", "4", "12"),
+    ("The answer to part (a) is 9. For part (b)", "9", "3"),
+]
+
+
+def test_every_example_in_the_grading_doc_grades_as_the_doc_says(verifier):
+    import re
+    from pathlib import Path
+
+    doc = re.sub(r"\s*\n\s*", " ", (Path(__file__).resolve().parents[1] / "docs" / "grading.md").read_text())
+    assert [c for c, _, _ in DOC_EXAMPLES if f"`{c}`" not in doc] == []
+    right = [(c, r) for c, r, _ in DOC_EXAMPLES if r is not None]
+    wrong = [(c, w) for c, _, w in DOC_EXAMPLES]
+    grades = grade_batch([c for c, _ in right + wrong], [g for _, g in right + wrong], verifier=verifier)
+    assert [case for case, g in zip(right, grades) if g != 1.0] == []
+    assert [case for case, g in zip(wrong, grades[len(right):]) if g != 0.0] == []
+
+
 ANSWER_FORMS = {
     "box": "So the result is $\\boxed{%s}$.",
     "answer_is": "The answer is %s.",

@@ -4,8 +4,9 @@ GSM8K, AIME, Minerva and DAPO-style data. ``expected`` is the grade a careful hu
 final answer equals the gold answer, 0 otherwise (no final answer, a wrong one, a retracted one, an intermediate
 value). Contested labels were left out. About half of the cases are wrong answers, across every style.
 
-The first 217 cases were written before any change to the grader (``ROUND_ONE``); the rest after the first fixes,
-to probe the new rules (answer statements after a box, verification sentences, retractions, option letters).
+The first 217 cases were written before any change to the grader (``ROUND_ONE``); the next 83 after the first fixes,
+to probe the new rules (answer statements after a box, verification sentences, retractions, option letters); the
+last 14 from a new-user test (a final answer in colon form later on the line than a box).
 """
 
 # ruff: noqa: E501
@@ -335,6 +336,21 @@ CASES = [
     ("restate", "25", "So the total is 17.\n\nThis makes sense because 17 is less than the 25 we started with.", 0),
     ("restate", "7", "So the total is 17. (We used the 10 blue and 7 green marbles.)", 0),
     ("restate", "17", "So the total is 17. (We used the 10 blue and 7 green marbles.)", 1),
+    # found by a new-user test after the audit: a later final answer in colon form that does not start a line
+    ("intermediate", "8120", "The first part is $\\boxed{120}$. Adding the second part gives the total. Answer: 8120", 1),
+    ("intermediate", "120", "The first part is $\\boxed{120}$. Adding the second part gives the total. Answer: 8120", 0),
+    ("intermediate", "8120", "First part \\boxed{120}. Final Answer: 8120", 1),
+    ("intermediate", "120", "First part \\boxed{120}. Final Answer: 8120", 0),
+    ("intermediate", "8120", "The first part is $\\boxed{120}$, plus $8000$. Therefore, Answer: 8120", 1),
+    ("intermediate", "120", "The first part is $\\boxed{120}$, plus $8000$. Therefore, Answer: 8120", 0),
+    ("intermediate", "8120", "The first part is $\\boxed{120}$. So the answer: 8120.", 1),
+    ("intermediate", "120", "The first part is $\\boxed{120}$. So the answer: 8120.", 0),
+    ("markdown", "8120", "The first part is $\\boxed{120}$. **Answer:** 8120", 1),
+    ("markdown", "120", "The first part is $\\boxed{120}$. **Answer:** 8120", 0),
+    ("intermediate", "8120", "The first part is $\\boxed{120}$. Final answer - 8120", 1),
+    ("intermediate", "-8120", "The first part is $\\boxed{120}$. Final answer - 8120", 0),
+    ("restate", "36", "$\\boxed{36}$. The answer to part (a): 12.", 1),
+    ("restate", "12", "$\\boxed{36}$. The answer to part (a): 12.", 0),
 ]
 
 ROUND_ONE = 217  # CASES[:ROUND_ONE] were written before the grader was changed

@@ -62,6 +62,11 @@ _LOOSE_MINUS = re.compile(r"(?:(?<![\w)\]}.])[−–]|(?<=[ (=:])-|(?<![\w-])neg
 _NEGATED_ANCHOR = re.compile(r"\banswer(?=\s*(?:is|was)?\s*(?:not\b|n't\b))", re.IGNORECASE)
 
 
+# A dash between the word "answer" and the value ("Final answer - 8120", "Answer — 12") separates them like a colon;
+# it is no minus sign on the value.
+_ANSWER_DASH = re.compile(r"(?<![\w-])(answer)[ \t]+[-–—][ \t]+(?=\S)", re.IGNORECASE)
+
+
 # A full stop inside display math ("$$6 \cdot 7 = 42.$$") makes the span unparseable for math-verify.
 _DISPLAY_FULL_STOP = re.compile(r"(?<=\S)\.[ \t]*(?=\$\$|\\\])")
 
@@ -69,9 +74,10 @@ _DISPLAY_FULL_STOP = re.compile(r"(?<=\S)\.[ \t]*(?=\$\$|\\\])")
 def normalize_text(text: str) -> str:
     """What math-verify reads: Markdown bold markers and escaped dollar signs (``\\$5.00``, a currency sign that
     would hide the number from math-verify's readers) dropped, a full stop at the end of display math dropped,
-    negated answer sentences no anchor, loose minus signs attached, SI digit groups joined."""
+    negated answer sentences no anchor, a dash after "answer" a colon, loose minus signs attached, SI digit groups
+    joined."""
     text = _MARKDOWN_BOLD.sub(r"\2", text).replace("\\$", "").replace("−", "-")
-    text = _NEGATED_ANCHOR.sub("value", _DISPLAY_FULL_STOP.sub("", text))
+    text = _ANSWER_DASH.sub(r"\1: ", _NEGATED_ANCHOR.sub("value", _DISPLAY_FULL_STOP.sub("", text)))
     return normalize_digit_groups(_LOOSE_MINUS.sub("-", text))
 
 
@@ -98,12 +104,13 @@ _MATH_DELIMITERS = ("$", "\\(", "\\[", "\\boxed", "\\fbox")
 # (``choose_answer``): only an answer STATEMENT is an anchor (a box, a final-answer sentence, or "answer" followed
 # by a copula or colon right before the value; not "this answer is reasonable since ... 10", not "to verify the
 # answer: ..."); math-verify's choice among the statements is replaced by a LATER one that is a box, a final-answer
-# sentence or "Answer: X", or by any later statement after a retraction ("Wait, I made a mistake ... so the answer
-# is 15"); a retraction after the final statement hands the answer to the last value after it; with no statement,
-# the last math span or number before any closing commentary ("This makes sense because ..."), and a value not
-# stated as the answer counts only in a finished completion (a truncated one has none).
+# sentence or "Answer: X" (colon form, anywhere on a line), or by any later statement after a retraction ("Wait,
+# I made a mistake ... so the answer is 15"); a retraction after the final statement hands the answer to the last
+# value after it; with no statement, the last math span or number before any closing commentary ("This makes sense
+# because ..."), and a value not stated as the answer counts only in a finished completion (a truncated one has
+# none).
 STRONG_PRIORITY = 50  # math-verify's final-answer sentences and boxes
-EMPHATIC_PRIORITY = 100  # ... and "Answer: X" heading a line: these replace an earlier statement
+EMPHATIC_PRIORITY = 100  # ... and "Answer: X": these replace an earlier statement
 ANSWER_WORD_PRIORITIES = (100, 200)  # math-verify's "answer: X" and "answer ... X"
 _ANSWER_WORD = re.compile(r"(?:final answer|answer)", re.IGNORECASE)
 _WORD_PATTERNS = ("(?i:answer)", "(?i:final answer")  # how math-verify's anchored patterns begin
@@ -126,6 +133,7 @@ _RETRACTION_WORDS = (
     r"|I was wrong|(?:'s|\bis|\bwas) (?:wrong|incorrect|not (?:right|correct))"
     r"|I (?:forgot|missed|overlooked|should have)|miscalculat\w*|mis-?(?:add|count|read|calculat)\w*|correction")
 _RETRACTION = re.compile(rf"\b(?:{_RETRACTION_WORDS})\b", re.IGNORECASE)
+_COLON_FORM = re.compile(r"[ \t]*:")  # "answer:" / "answer :" right after the word
 _HEADING = re.compile(r"[\s#*>•-]*(?:(?:the|my|our)\s+)?(?:final\s+)?", re.IGNORECASE)
 # Before a later answer statement, also a milder revision replaces the earlier one ("Actually, the correct answer
 # is 15"); after the final statement only a retraction hands the answer to an unstated value ("Actually, this
@@ -174,9 +182,15 @@ def _last(candidates, indices) -> int | None:
 
 
 def _is_emphatic(text: str, candidate: tuple[int, int, int, int]) -> bool:
-    """A box, a final-answer sentence, "#### X", or "Answer: X" heading a line (not "the answer: 3" in prose)."""
+    """A box, a final-answer sentence, "#### X", "Answer: X" in colon form wherever it stands ("Final Answer: X",
+    "So the answer: X", "Answer : X"; not "the answer to part (a): X"), or "Answer X" heading a line."""
     start, _, priority, value_start = candidate
     if priority <= STRONG_PRIORITY or _GSM8K_MARK.fullmatch(text, text.rfind("\n", 0, value_start) + 1, value_start):
+        return True
+    if priority > max(ANSWER_WORD_PRIORITIES):
+        return False
+    word = _ANSWER_WORD.match(text, start)
+    if word is not None and _COLON_FORM.match(text, word.end()):
         return True
     return priority <= EMPHATIC_PRIORITY and bool(_HEADING.fullmatch(text, text.rfind("\n", 0, start) + 1, start))
 
@@ -184,7 +198,7 @@ def _is_emphatic(text: str, candidate: tuple[int, int, int, int]) -> bool:
 def _final_statement(text: str, candidates: list[tuple[int, int, int, int]], stated: list[bool]) -> int | None:
     """The answer statement a careful human takes as final: math-verify's choice among the statements (best
     anchor, then rightmost), unless a later statement replaces it: a box, a final-answer sentence or "Answer: X"
-    (priority <= 100) anywhere after it, or any statement after a retraction ("Wait, I made a mistake")."""
+    (``_is_emphatic``) anywhere after it, or any statement after a retraction ("Wait, I made a mistake")."""
     statements = [i for i, s in enumerate(stated) if s]
     if not statements:
         return None
