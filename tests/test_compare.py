@@ -265,7 +265,34 @@ output_dir: {tmp_path / "cmp"}
     assert "not a run of this comparison" in capsys.readouterr().err
     assert main(["compare", "--config", str(config), "--arms", "grpo:shaping=grpo,no_such_flag=1"]) == 2
     err = capsys.readouterr().err
-    assert "grpo-s0: " in err and "no_such_flag" in err and "fix the arm or the shared train flags" in err
+    assert "grpo-s0" in err and "no_such_flag" in err and "fix the arm or the shared train flags" in err
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    # a typo inside the second arm: refused before the first arm trains (not a prefix match of learning_rate)
+    (["--arms", "grpo", "foo:shaping=rlrt,learning_rat=1e-5"],
+     "arm 'foo' (foo-s0): unknown flag --learning_rat (did you mean --learning_rate?)"),
+    (["--arms", "grpo", "--train", "modle=/tmp/tiny"], "unknown flag --modle (did you mean --model?)"),
+    (["--arms", "grpo", "rlrt", "--reference", "rlrt_all"],
+     "--reference 'rlrt_all' is not an arm of this comparison (did you mean 'rlrt'?); choose one of ['grpo', 'rlrt']"),
+    (["--arms", "grpo", "rlrtt"], "arm 'rlrtt' is not a shaping variant (did you mean 'rlrt'?)"),
+])
+def test_compare_refuses_bad_flags_before_anything_runs(argv, expected, tmp_path, capsys, monkeypatch):
+    import subprocess
+
+    import rlrt.compare as cmp
+    from rlrt.cli import main
+
+    def nothing_runs(*args, **kwargs):
+        raise AssertionError("a run or evaluation started before the flags were checked")
+
+    monkeypatch.setattr(subprocess, "run", nothing_runs)
+    monkeypatch.setattr(cmp, "evaluate_start", nothing_runs)
+    out = tmp_path / "cmp"
+    assert main(["compare", "--output_dir", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "rerun" not in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
 
 
 # ---- end to end -------------------------------------------------------------------------------------------------

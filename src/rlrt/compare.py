@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SHAPINGS
+from .text import did_you_mean
 
 # `rlrt train` flags of every run unless the shared train flags or an arm say otherwise: the first reproduction's
 # sizing (benchmarks/results/step_time.json: about 18 s per step on 2 CPU cores), checkpoints at every evaluation
@@ -163,7 +164,8 @@ def parse_arm(spec: str) -> Arm:
         raise ValueError(f"arm {spec!r}: a name is needed (letters, digits, '_' or '-'; not 'start').")
     if not colon:
         if name not in SHAPINGS:
-            raise ValueError(f"arm {name!r} is not a shaping variant {list(SHAPINGS)}; give its flags: "
+            raise ValueError(f"arm {name!r} is not a shaping variant{did_you_mean(name, SHAPINGS)}: use one of "
+                             f"{list(SHAPINGS)}, or name a custom arm with its flags: "
                              f"'{name}:shaping=grpo,entropy_coef=0.01'.")
         return Arm(name, {"shaping": name})
     overrides = parse_assignments(rest, f"arm {name!r}")
@@ -259,20 +261,14 @@ def flags_to_argv(flags: dict[str, Any]) -> list[str]:
 
 
 def parse_train_flags(flags: dict[str, Any], where: str):
-    """``(TrainArguments, RLRTConfig)`` exactly as ``rlrt train`` would parse ``flags``; raises ``ValueError``
-    naming the run when a flag is unknown or invalid (before any run starts)."""
-    from trl import TrlParser
+    """``(TrainArguments, RLRTConfig)`` exactly as ``rlrt train`` parses ``flags`` (the same parser: no prefix
+    abbreviations, the closest name for an unknown one); raises ``ValueError`` naming the run when a flag is
+    unknown or invalid. ``run_compare`` parses every run's flags before any run starts."""
+    from .cli import parse_command  # the command layer's parser; imported here, as cli imports this module lazily
 
-    from .run import COMMAND_ARGUMENTS, COMMAND_DEFAULTS
-
-    parser = TrlParser(COMMAND_ARGUMENTS, prog=f"rlrt train ({where})")
-    parser.set_defaults(**COMMAND_DEFAULTS)
     try:
-        train_args, config = parser.parse_args_and_config(flags_to_argv(flags))
-    except SystemExit as stop:  # argparse has printed what is wrong
-        raise ValueError(f"{where}: the rlrt train flags above are not valid; fix the arm or the shared train "
-                         "flags.") from stop
-    except ValueError as err:
+        (train_args, config), _ = parse_command("train", flags_to_argv(flags))
+    except (ValueError, TypeError) as err:
         raise ValueError(f"{where}: {err} (fix the arm or the shared train flags)") from None
     return train_args, config
 
@@ -500,18 +496,19 @@ def plan_settings(args: CompareArguments, plan: list[PlannedRun]) -> dict[str, A
 def run_compare(args: CompareArguments) -> int:
     """Plan, evaluate the start, train what is missing (subprocesses), write the report; the exit code."""
     out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     plan = plan_runs(args)
-    if args.reference not in {r.arm for r in plan}:
-        print(f"rlrt compare: reference arm {args.reference!r} is not among the arms; no paired differences.",
-              file=sys.stderr)
-    parsed = {r.name: parse_train_flags(r.flags, r.name) for r in plan}
+    arm_names = list(dict.fromkeys(r.arm for r in plan))
+    if args.reference not in arm_names:
+        raise ValueError(f"--reference {args.reference!r} is not an arm of this comparison"
+                         f"{did_you_mean(args.reference, arm_names)}; choose one of {arm_names}.")
+    parsed = {r.name: parse_train_flags(r.flags, f"arm {r.arm!r} ({r.name})") for r in plan}  # all before any run
     max_steps = {name: config.max_steps for name, (_, config) in parsed.items()}
     known = {"start"} | {r.name for r in plan} | {r.arm for r in plan} | {f"s{r.seed}" for r in plan}
     unknown = sorted(set(args.only or []) - known)
     if unknown:
         raise ValueError(f"--only {unknown}: not a run of this comparison; use 'start', an arm, a seed (s0) or one of "
                          f"{[r.name for r in plan]}.")
+    out.mkdir(parents=True, exist_ok=True)
     (out / "compare_settings.json").write_text(json.dumps(
         {"arguments": dict(vars(args)), "runs": {r.name: r.flags for r in plan}}, indent=2,
         default=str))
