@@ -950,3 +950,29 @@ def test_inspect_lists_only_the_shapings_it_takes(capsys):
     assert main(["inspect", "--shaping", "rlrtt"]) == 2
     line = _error_line(capsys, "inspect")
     assert "'rlrtt' (did you mean 'rlrt'?)" in line and f"one of {list(VARIANTS)}" in line and "sdpo" not in line
+
+
+@pytest.mark.parametrize(
+    "argv, held_out",
+    [
+        ([], "addition:test"),
+        (["--dataset", "chain"], "chain:test"),
+        (["--dataset", "chain:train"], "chain:test"),
+        (["--dataset", "rg:chain_sum"], "rg:chain_sum:test"),
+        (["--dataset", "d.jsonl"], "none"),
+        (["--dataset", "gsm8k:train"], "none"),
+        (["--dataset", "d.jsonl", "--eval_dataset", "addition:test"], "addition:test"),  # set by the user: kept
+    ],
+)
+def test_the_default_held_out_set_follows_the_training_dataset(capsys, argv, held_out):
+    from rlrt.cli import parse_command
+    from rlrt.run import config_record
+
+    (train_args, config), _ = parse_command("train", ["--output_dir", "unused", *argv])
+    assert train_args.eval_dataset == held_out
+    assert config_record(train_args, config)["train"]["eval_dataset"] == held_out  # what config.json records
+    out = capsys.readouterr().out
+    if "--eval_dataset" not in argv and held_out == "none":
+        assert out.count("held-out evaluation is off") == 1 and "pass --eval_dataset" in out
+    else:
+        assert "held-out evaluation is off" not in out

@@ -228,13 +228,10 @@ def held_out_of(dataset: str, where: str) -> str:
     """The held-out set when only ``dataset`` is given: the test split of a built-in or reasoning-gym task
     (``rlrt train`` alone would evaluate on ``addition:test``); raises ``ValueError`` for other sources, which
     have no known test split."""
-    from .data.chain import CHAIN_TASK
-    from .data.registry import split_spec
-    from .data.tasks import DEFAULT_TASK
+    from .data.registry import held_out_split_of
 
-    name = split_spec(str(dataset))[0]
-    if name in (DEFAULT_TASK, "default", CHAIN_TASK) or name.startswith("rg:"):
-        return f"{name}:test"
+    if (held_out := held_out_split_of(dataset)) is not None:
+        return held_out
     raise ValueError(f"{where}: dataset {dataset} has no known held-out split; set eval_dataset in the train flags "
                      "(a file of held-out problems, or a hub preset's test split).")
 

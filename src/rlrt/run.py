@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig
-from .data.registry import split_spec
+from .data.registry import held_out_split_of, split_spec
 from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
 from .io import ensure_output_dir, read_jsonl
 from .models import DEFAULT_MODEL
@@ -49,8 +49,10 @@ class TrainArguments:
                   "set of the same dataset gets them too."},
     )
     eval_dataset: str | None = field(
-        default=DEFAULT_EVAL_DATASET,
-        metadata={"help": "Held-out set for avg@k/pass@k during training; 'none' disables."},
+        default="auto",
+        metadata={"help": "Held-out set for avg@k/pass@k during training; 'none' disables. 'auto': the training "
+                  f"dataset's test split (built-in and rg: tasks; {DEFAULT_EVAL_DATASET} for the default task), "
+                  "else none (a local file or hub preset: name its held-out set here)."},
     )
     eval_limit: int = field(default=32, metadata={"help": "Held-out problems evaluated."})
     eval_samples: int = field(default=2, metadata={"help": "Samples per held-out problem (the k of avg@k)."})
@@ -98,6 +100,12 @@ class TrainArguments:
         from .rewards.math import MathRewardConfig
 
         self.reward_config = MathRewardConfig.from_options(self.reward_options)
+        if self.eval_dataset == "auto":  # resolved here, so config.json records the held-out set actually used
+            self.eval_dataset = held_out_split_of(self.dataset) or "none"
+            if self.eval_dataset == "none":
+                print(f"held-out evaluation is off: {self.dataset} has no known test split; pass --eval_dataset "
+                      "(a file of held-out problems, or a hub preset's test split) to evaluate during training.",
+                      flush=True)
         bounds = {"dataset_limit": 1, "eval_limit": 1, "eval_samples": 1, "eval_every": 0, "eval_final_samples": 1,
                   "eval_batch_size": 1, "lora_r": 0, "lora_alpha": 1}
         for name, low in bounds.items():

@@ -27,6 +27,16 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+def held_out_split_of(spec: str) -> str | None:
+    """The held-out split of the dataset ``spec`` when it has a known one: ``"<name>:test"`` for the built-in and
+    reasoning-gym tasks (``"chain:train"`` -> ``"chain:test"``); ``None`` for local files and hub presets (no split
+    known to be disjoint from the training rows)."""
+    name = split_spec(str(spec))[0]
+    if name in (DEFAULT_TASK, "default", CHAIN_TASK) or name.startswith("rg:"):
+        return f"{name}:test"
+    return None
+
+
 def parse_dataset_options(text: str | None) -> dict[str, Any]:
     """``--dataset_options`` (a JSON object, or empty) as a dict; anything else raises ``ValueError``."""
     import json
