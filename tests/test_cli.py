@@ -117,3 +117,31 @@ def test_rg_dataset_trains_and_evaluates_with_reasoning_gym_s_scorer(tmp_path, t
     assert code == 0
     assert "reasoning-gym's own scorer for spell_backward" in capsys.readouterr().out
     assert (out / "heldout.jsonl").is_file() and (out / "summary.json").is_file()
+
+
+def test_every_command_option_has_a_help_text_and_shows_its_default(capsys):
+    import dataclasses
+    import importlib
+
+    from trl import GRPOConfig
+
+    from rlrt import cli
+
+    assert all(name in cli.__doc__.splitlines()[0] for name in cli.COMMANDS)
+    inherited = {f.name for f in dataclasses.fields(GRPOConfig)}  # TRL's own fields carry TRL's help
+    for name, module in cli.COMMANDS.items():
+        for cls in importlib.import_module(module).COMMAND_ARGUMENTS:
+            own = [f for f in dataclasses.fields(cls) if f.init and not (issubclass(cls, GRPOConfig)
+                                                                           and f.name in inherited)]
+            missing = [f.name for f in own if not f.metadata.get("help")]
+            assert not missing, f"rlrt {name}: {cls.__name__} fields without help: {missing}"
+        if name == "train":
+            continue  # hundreds of TRL options; its own fields are checked above
+        with pytest.raises(SystemExit):
+            cli.parse_command(name, ["--help"])
+        entries = capsys.readouterr().out.split("options:", 1)[1].split("\n  --")[1:]  # one per option
+        shown = {entry.split()[0].rstrip(","): " ".join(entry.split()) for entry in entries}
+        for cls in importlib.import_module(module).COMMAND_ARGUMENTS:
+            for f in dataclasses.fields(cls):
+                if f.init:
+                    assert "(default:" in shown[f.name], f"rlrt {name} --{f.name}: no default shown"

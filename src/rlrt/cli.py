@@ -1,4 +1,4 @@
-"""``rlrt``: train, eval, inspect, report and compare from the command line.
+"""``rlrt``: train, eval, inspect, report, interventions and compare from the command line.
 
     rlrt train                                   # embedded SmolLM2-135M, built-in task, RLRT, a few CPU minutes
     rlrt train --config run.yaml --shaping grpo  # any RLRTConfig / GRPOConfig field as --flag or YAML key

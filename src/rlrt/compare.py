@@ -86,10 +86,10 @@ class CompareArguments:
     )
     strata_samples: int = field(default=32, metadata={"help": "Starting-model samples per problem that set strata."})
     start_seed: int = field(default=1000, metadata={"help": "Sampling seed of the starting model's evaluation."})
-    bootstrap_resamples: int = field(default=10_000)
-    bootstrap_confidence: float = field(default=0.95)
+    bootstrap_resamples: int = field(default=10_000, metadata={"help": "Bootstrap resamples of the paired CIs."})
+    bootstrap_confidence: float = field(default=0.95, metadata={"help": "Confidence level of the intervals."})
     bootstrap_method: str = field(default="percentile", metadata={"help": "percentile, basic or BCa (scipy)."})
-    bootstrap_seed: int = field(default=0)
+    bootstrap_seed: int = field(default=0, metadata={"help": "Seed of the bootstrap resampling."})
     launcher: str | None = field(
         default=None,
         metadata={"help": "Command that starts 'rlrt train' instead of 'python -m rlrt train', ending where the "

@@ -354,6 +354,14 @@ def config_default(name: str):
     return defaults[name]
 
 
+def config_field(name: str, help: str | None = None):
+    """A dataclass field with ``RLRTConfig.<name>``'s default and help text (or ``help``), for commands whose flags
+    mirror training's. Raises ``KeyError`` for a name RLRTConfig does not have."""
+    default = config_default(name)
+    text = help or next(f.metadata.get("help") for f in dataclasses.fields(RLRTConfig) if f.name == name)
+    return field(default=default, metadata={"help": text})
+
+
 def sdpo_config_class():
     """TRL's experimental ``SDPOConfig``, imported without TRL's experimental-API warning (trl is pinned)."""
     from trl.import_utils import TRLExperimentalWarning

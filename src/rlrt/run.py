@@ -37,8 +37,9 @@ class TrainArguments:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": f"Model path or hub id; {DEFAULT_MODEL!r} = embedded."})
     dataset: str = field(
         default=DEFAULT_TASK,
-        metadata={"help": f"{DEFAULT_TASK!r} (built-in), 'rg:<reasoning-gym task>', a hub preset, or a "
-                  ".jsonl/.parquet/.csv path; append ':train' or ':test' for a split."},
+        metadata={"help": f"{DEFAULT_TASK!r} or 'chain' (built-in), 'rg:<reasoning-gym task>', a hub preset, or a "
+                  ".jsonl/.parquet/.csv path; append ':train' or ':test' to a built-in, rg: or hub name for a split "
+                  "(a local file is one split)."},
     )
     dataset_limit: int | None = field(default=None, metadata={"help": "Use at most this many training problems."})
     dataset_options: str | None = field(

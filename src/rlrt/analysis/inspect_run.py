@@ -10,14 +10,14 @@ is also scored under student and teacher over the full vocabulary (top candidate
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..algorithms import VARIANTS, group_advantages, log_ratio
-from ..config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig, config_default
+from ..config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig, config_field
 from ..data.tasks import DEFAULT_EVAL_DATASET
 from ..models import DEFAULT_MODEL
 from ..step import Rollouts, StepResult, rlrt_step, teacher_batch_size
@@ -32,26 +32,28 @@ class InspectArguments:
     """``rlrt inspect`` flags. The shaping and teacher flags are ``RLRTConfig`` fields with training's defaults;
     the sampling ones match ``rlrt train``'s (``num_samples`` is ``num_generations``)."""
 
-    model: str = DEFAULT_MODEL
-    dataset: str = DEFAULT_EVAL_DATASET
-    limit: int = 2
-    num_samples: int = CPU_RUN_DEFAULTS["num_generations"]
-    max_new_tokens: int = CPU_RUN_DEFAULTS["max_completion_length"]
-    temperature: float = CPU_RUN_DEFAULTS["temperature"]
-    seed: int = 0
-    shaping: str = config_default("shaping")
-    shaping_lambda: float = config_default("shaping_lambda")
-    shaping_eps_w: float = config_default("shaping_eps_w")
-    log_ratio_clamp: float = config_default("log_ratio_clamp")
-    teacher_context: str | None = config_default("teacher_context")
-    teacher_context_fallback: str | None = config_default("teacher_context_fallback")
-    sibling_selection: str = config_default("sibling_selection")
-    teacher_prompt_template: str = config_default("teacher_prompt_template")
-    max_teacher_prompt_length: int = config_default("max_teacher_prompt_length")
-    top_k: int = 5
-    critical_positions: int = 3
-    output_dir: str = "inspect"
-    trust_remote_code: bool = False
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": f"Model path or hub id; {DEFAULT_MODEL!r} = embedded."})
+    dataset: str = field(default=DEFAULT_EVAL_DATASET, metadata={"help": "Dataset spec, as for `rlrt eval`."})
+    limit: int = field(default=2, metadata={"help": "Problems sampled (one group each)."})
+    num_samples: int = field(default=CPU_RUN_DEFAULTS["num_generations"],
+                             metadata={"help": "Rollouts per problem: the group (training's num_generations)."})
+    max_new_tokens: int = field(default=CPU_RUN_DEFAULTS["max_completion_length"],
+                                metadata={"help": "Completion length bound (training's max_completion_length)."})
+    temperature: float = field(default=CPU_RUN_DEFAULTS["temperature"], metadata={"help": "Sampling temperature."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed."})
+    shaping: str = config_field("shaping", f"Shaping variant to show: one of {list(VARIANTS)} (not sdpo).")
+    shaping_lambda: float = config_field("shaping_lambda")
+    shaping_eps_w: float = config_field("shaping_eps_w")
+    log_ratio_clamp: float = config_field("log_ratio_clamp")
+    teacher_context: str | None = config_field("teacher_context")
+    teacher_context_fallback: str | None = config_field("teacher_context_fallback")
+    sibling_selection: str = config_field("sibling_selection")
+    teacher_prompt_template: str = config_field("teacher_prompt_template")
+    max_teacher_prompt_length: int = config_field("max_teacher_prompt_length")
+    top_k: int = field(default=5, metadata={"help": "Top candidates of student and teacher shown per position."})
+    critical_positions: int = field(default=3, metadata={"help": "Positions of largest KL shown per rollout."})
+    output_dir: str = field(default="inspect", metadata={"help": "Where inspect.json and inspect.html go."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow a checkpoint's own model code."})
 
     def __post_init__(self):
         lowest = {"limit": 1, "num_samples": 2, "max_new_tokens": 1, "top_k": 1, "critical_positions": 0}

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..config import CPU_RUN_DEFAULTS, RLRTConfig, config_default
+from ..config import CPU_RUN_DEFAULTS, RLRTConfig, config_default, config_field
 from ..data.tasks import DEFAULT_EVAL_DATASET
 from ..models import DEFAULT_MODEL
 from ..step import choose_teacher_rows, teacher_prompt_ids
@@ -57,7 +57,8 @@ class InterventionArguments:
                              metadata={"help": "Rollouts per problem (the group siblings come from)."})
     max_new_tokens: int = field(default=CPU_RUN_DEFAULTS["max_completion_length"],
                                 metadata={"help": "Length bound of the original rollouts."})
-    temperature: float = field(default=CPU_RUN_DEFAULTS["temperature"])
+    temperature: float = field(default=CPU_RUN_DEFAULTS["temperature"],
+                               metadata={"help": "Sampling temperature of rollouts and continuations."})
     seed: int = field(default=0, metadata={"help": "Seeds sampling, position choice and the bootstrap."})
     reward_func: str = field(default="accuracy", metadata={
         "help": "The run's reward deciding correctness: 'accuracy', 'format', or 'module:function' / "
@@ -69,10 +70,10 @@ class InterventionArguments:
                                          metadata={"help": "Correct when the reward >= this."})
     teacher_context: str = field(default="sibling",
                                  metadata={"help": "'sibling', 'reference' or 'answer'."})
-    teacher_context_fallback: str | None = field(default=config_default("teacher_context_fallback"))
-    sibling_selection: str = field(default=config_default("sibling_selection"))
-    teacher_prompt_template: str = field(default=config_default("teacher_prompt_template"))
-    max_teacher_prompt_length: int = field(default=config_default("max_teacher_prompt_length"))
+    teacher_context_fallback: str | None = config_field("teacher_context_fallback")
+    sibling_selection: str = config_field("sibling_selection")
+    teacher_prompt_template: str = config_field("teacher_prompt_template")
+    max_teacher_prompt_length: int = config_field("max_teacher_prompt_length")
     random_positions: int = field(default=3, metadata={"help": "R: random positions probed per rollout."})
     continuations: int = field(default=4, metadata={"help": "M: continuations per position and intervention."})
     reflection: str = field(default=" Wait, let me check that again.",
@@ -83,10 +84,10 @@ class InterventionArguments:
     full_probe_rollouts: int = field(default=2, metadata={
         "help": "Rollouts (chosen at random) whose every eligible position is probed, for the rank correlation."})
     batch_size: int = field(default=32, metadata={"help": "Sequences generated together."})
-    confidence: float = field(default=0.95)
+    confidence: float = field(default=0.95, metadata={"help": "Confidence level of the bootstrap intervals."})
     n_resamples: int = field(default=9999, metadata={"help": "Bootstrap resamples."})
-    output_dir: str = field(default="interventions")
-    trust_remote_code: bool = field(default=False)
+    output_dir: str = field(default="interventions", metadata={"help": "Where the results and the page go."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow a checkpoint's own model code."})
 
     def __post_init__(self):
         if self.random_positions < 1 or self.continuations < 1:

@@ -29,11 +29,12 @@ PLOTTED = (
 @dataclass
 class ReportArguments:
     runs: list[str] = field(default_factory=list, metadata={"help": "Run folders written by `rlrt train`."})
-    output_dir: str = field(default="report")
+    output_dir: str = field(default="report", metadata={"help": "Where the plots, table and report.md go."})
     labels: list[str] | None = field(default=None, metadata={"help": "One label per run (default: its shaping)."})
     shift_contexts: int = field(default=16, metadata={"help": "Held-out prompts whose rollouts are the contexts."})
-    shift_max_new_tokens: int = field(default=48)
-    shift_threshold: float = field(default=1e-3)
+    shift_max_new_tokens: int = field(default=48, metadata={"help": "Length of each candidate-set shift rollout."})
+    shift_threshold: float = field(default=1e-3, metadata={
+        "help": "A trained model's top-1 token counts as new when the base model gave it less than this probability."})
     skip_shift: bool = field(default=False, metadata={"help": "Skip the candidate-set shift (no model loading)."})
 
     def __post_init__(self):

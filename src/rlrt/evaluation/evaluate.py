@@ -145,15 +145,17 @@ class EvalArguments:
         default=None, metadata={"help": "JSON options for every dataset, as `rlrt train --dataset_options`."}
     )
     num_samples: int = field(default=8, metadata={"help": "Samples per problem (k of avg@k, n of pass@k)."})
-    max_new_tokens: int = field(default=_SAMPLING_DEFAULTS["max_new_tokens"])
-    temperature: float = field(default=_SAMPLING_DEFAULTS["temperature"])
-    top_p: float = field(default=_SAMPLING_DEFAULTS["top_p"])
-    top_k: int = field(default=_SAMPLING_DEFAULTS["top_k"])
+    max_new_tokens: int = field(default=_SAMPLING_DEFAULTS["max_new_tokens"],
+                                metadata={"help": "Completion length bound (new tokens)."})
+    temperature: float = field(default=_SAMPLING_DEFAULTS["temperature"],
+                               metadata={"help": "Sampling temperature; 0 is greedy."})
+    top_p: float = field(default=_SAMPLING_DEFAULTS["top_p"], metadata={"help": "Nucleus sampling mass in (0, 1]."})
+    top_k: int = field(default=_SAMPLING_DEFAULTS["top_k"], metadata={"help": "Top-k filtering; 0 disables it."})
     batch_size: int = field(default=64, metadata={"help": "Sequences generated together."})
-    seed: int = field(default=_SAMPLING_DEFAULTS["seed"])
+    seed: int = field(default=_SAMPLING_DEFAULTS["seed"], metadata={"help": "Torch seed set before sampling."})
     bf16: bool | None = field(default=None, metadata={"help": "bf16 autocast; default: where supported."})
     output_dir: str = field(default="eval_results", metadata={"help": "Where results.json and results.md go."})
-    trust_remote_code: bool = field(default=False)
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow a checkpoint's own model code."})
     reward_options: str | None = field(
         default=None, metadata={"help": "JSON MathRewardConfig fields for grading, as `rlrt train --reward_options`."}
     )
