@@ -976,3 +976,48 @@ def test_the_default_held_out_set_follows_the_training_dataset(capsys, argv, hel
         assert out.count("held-out evaluation is off") == 1 and "pass --eval_dataset" in out
     else:
         assert "held-out evaluation is off" not in out
+
+
+def test_resume_refusal_names_the_settings_the_user_changed_not_derived_ones(tmp_path):
+    from rlrt.run import resume_changes
+
+    argv = ["--per_device_train_batch_size", "4", "--num_generations", "2"]
+    with pytest.raises(ValueError) as caught:
+        resume_changes(_record(argv), _record(["--per_device_train_batch_size", "8", "--num_generations", "2"]),
+                       tmp_path)
+    assert "per_device_train_batch_size: 4 -> 8" in str(caught.value)
+    assert "generation_batch_size" not in str(caught.value).replace("per_device_train_batch_size", "")
+    with pytest.raises(ValueError, match="generation_batch_size: 4 -> 8"):  # set by the user: named
+        resume_changes(_record(argv), _record([*argv, "--generation_batch_size", "8"]), tmp_path)
+
+
+def test_bad_row_messages_end_sentences_and_give_the_command_line_form(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"question": "q?", "answer": "1"}) + "\n" + json.dumps({"question": "q?", "answer": ""}))
+    with pytest.raises(ValueError) as caught:
+        load_local(data)
+    message = str(caught.value)
+    assert "row 1: column 'answer' is empty (rows count from 0). Fix the row" in message
+    assert """--dataset_options '{"on_bad_rows": "skip"}'""" in message
+    other = tmp_path / "o.jsonl"
+    other.write_text(json.dumps({"problem": "q?", "answer": "1"}))
+    with pytest.raises(ValueError, match=r"""--dataset_options '\{"question_column": "problem", "answer_column\""""):
+        load_local(other)
+
+
+def test_header_only_csv_says_it_has_no_rows(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("question,answer\n")
+    with pytest.raises(ValueError) as caught:
+        load_local(data)
+    assert "has a header line but no rows" in str(caught.value) and "corresponds to no data" not in str(caught.value)
+
+
+def test_empty_yaml_config_says_it_is_empty(tmp_path, capsys):
+    from rlrt.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text("# nothing yet\n")
+    assert main(["train", "--config", str(config)]) == 2
+    line = _error_line(capsys, "train")
+    assert "is empty" in line and "NoneType" not in line

@@ -146,6 +146,8 @@ def _check_config_file(argv: list[str]) -> str | None:
         where = getattr(err, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
         raise ValueError(f"config file {path}{line} is not valid YAML ({getattr(err, 'problem', err)}).") from None
+    if content is None:
+        raise ValueError(f"config file {path} is empty: write one option: value per line (e.g. max_steps: 20).")
     if not isinstance(content, dict):
         raise ValueError(f"config file {path} must hold a YAML mapping of option: value; it holds "
                          f"{type(content).__name__}.")

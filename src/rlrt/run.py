@@ -293,6 +293,13 @@ RESUME_SAFE_PREFIXES = ("rlrt.logging_", "rlrt.log_", "rlrt.save_", "rlrt.hub_",
                         "rlrt.ddp_", "rlrt.include_", "rlrt.wandb_", "rlrt.trackio_")
 
 
+# Settings GRPOConfig derives from others: a change is named by the settings it follows from, when one of them changed.
+DERIVED_FROM = {
+    "generation_batch_size": ("per_device_train_batch_size", "gradient_accumulation_steps"),
+    "steps_per_generation": ("gradient_accumulation_steps",),
+}
+
+
 def resume_changes(first: dict[str, Any], now: dict[str, Any], run_dir: Path) -> dict[str, list]:
     """Settings that differ between the run's first start (``first``, its ``config.json``) and this one (``now``,
     a ``config_record``): the safe ones as ``{"section.name": [first, now]}``; raises ``ValueError`` naming every
@@ -307,6 +314,8 @@ def resume_changes(first: dict[str, Any], now: dict[str, Any], run_dir: Path) ->
             key = f"{section}.{name}"
             if key in RESUME_SAFE or key.startswith(RESUME_SAFE_PREFIXES):
                 changed[key] = [before[name], after[name]]
+            elif section == "rlrt" and any(before.get(s) != after.get(s) for s in DERIVED_FROM.get(name, ())):
+                continue  # follows from a changed setting named on its own
             else:
                 refused.append(f"{name}: {before[name]!r} -> {after[name]!r}")
     if refused:

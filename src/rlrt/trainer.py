@@ -326,15 +326,17 @@ def check_train_dataset(dataset) -> None:
     if "prompt" not in columns:
         raise ValueError(
             f"train_dataset needs a 'prompt' column (chat messages or text); it has {list(columns)}. Rename your "
-            "question column or build the dataset with rlrt.data (build_dataset / load_local with question_column=...)."
+            "question column or build the dataset with rlrt.data (build_dataset / load_local with question_column=...; "
+            """rlrt train: --dataset_options '{"question_column": "..."}')."""
         )
     if "answer" in columns:
         for row, value in enumerate(dataset["answer"]):
             problem = answer_problem(value)
             if problem:
                 raise ValueError(
-                    f"train_dataset row {row}, column 'answer': {problem}. Fix or drop the row (rlrt.data's loaders "
-                    "skip such rows with on_bad_rows='skip'); rename the column if your own reward reads it otherwise."
+                    f"train_dataset row {row}, column 'answer': {problem} (rows count from 0). Fix or drop the row "
+                    "(rlrt.data's loaders skip such rows with on_bad_rows='skip'; rlrt train: --dataset_options "
+                    """'{"on_bad_rows": "skip"}'); rename the column if your own reward reads it otherwise."""
                 )
 
 

@@ -95,7 +95,9 @@ def build_dataset(
             row = _normalise_row(record, index, question_column, answer_column, solution_column, source)
         except BadRowError as err:
             if on_bad_rows == "error":
-                raise BadRowError(f"{err} Fix the row, map the right column, or pass on_bad_rows='skip'.") from None
+                raise BadRowError(f"{err} (rows count from 0). Fix the row, map the right column, or skip bad rows "
+                                  "with on_bad_rows='skip' "
+                                  """(rlrt: --dataset_options '{"on_bad_rows": "skip"}').""") from None
             report.skipped += 1
             reason = str(err).split(": ", 1)[-1]
             report.reasons[reason] = report.reasons.get(reason, 0) + 1
@@ -191,6 +193,8 @@ def load_local(
         raise ValueError(f"cannot read dataset file {path} (permission denied): fix its permissions or copy it.")
     if path.stat().st_size == 0 or (kind != "parquet" and not path.read_text(errors="replace").strip()):
         raise ValueError(f"Dataset file {path} is empty: add rows (one JSON object per line for .jsonl).")
+    if kind == "csv" and sum(1 for line in path.read_text(errors="replace").splitlines() if line.strip()) < 2:
+        raise ValueError(f"Dataset file {path} has a header line but no rows: add rows below it.")
     records = _read_records(path, kind)
     if limit is not None:
         records = records[:limit]
@@ -198,7 +202,8 @@ def load_local(
     if question_column not in columns or answer_column not in columns:
         raise ValueError(
             f"{path} has columns {columns}; map the question and answer columns with "
-            f"question_column=... and answer_column=... (now {question_column!r}, {answer_column!r})."
+            f"question_column=... and answer_column=... (now {question_column!r}, {answer_column!r}); on the command "
+            f"""line: --dataset_options '{{"question_column": "{columns[0]}", "answer_column": "..."}}'."""
         )
     solution = solution_column if solution_column in columns else None
     dataset, _ = build_dataset(records, question_column, answer_column, solution, fmt, on_bad_rows, source=str(path))
