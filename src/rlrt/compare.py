@@ -261,10 +261,12 @@ def parse_train_flags(flags: dict[str, Any], where: str):
     """``(TrainArguments, RLRTConfig)`` exactly as ``rlrt train`` parses ``flags`` (the same parser: no prefix
     abbreviations, the closest name for an unknown one); raises ``ValueError`` naming the run when a flag is
     unknown or invalid. ``run_compare`` parses every run's flags before any run starts."""
-    from .cli import parse_command  # the command layer's parser; imported here, as cli imports this module lazily
+    from .parsing import parse_arguments
+    from .run import COMMAND_ARGUMENTS, COMMAND_DEFAULTS
 
     try:
-        (train_args, config), _ = parse_command("train", flags_to_argv(flags))
+        train_args, config = parse_arguments(COMMAND_ARGUMENTS, flags_to_argv(flags), "rlrt train",
+                                             defaults=COMMAND_DEFAULTS)
     except (ValueError, TypeError) as err:
         raise ValueError(f"{where}: {err} (fix the arm or the shared train flags)") from None
     return train_args, config
