@@ -1021,3 +1021,14 @@ def test_empty_yaml_config_says_it_is_empty(tmp_path, capsys):
     assert main(["train", "--config", str(config)]) == 2
     line = _error_line(capsys, "train")
     assert "is empty" in line and "NoneType" not in line
+
+
+def test_live_line_at_the_final_evaluation_shows_one_average():
+    from types import SimpleNamespace
+
+    from rlrt.callbacks import live_line
+
+    logs = {"reward": 0.5, "heldout/avg@4": 0.25, "heldout/pass@1": 0.25, "heldout/pass@4": 0.5,
+            "heldout/avg@2": 0.25}
+    line = live_line(SimpleNamespace(global_step=8, max_steps=8), logs)
+    assert "avg@4 0.250" in line and "avg@2" not in line and "pass@1 0.250 | pass@4 0.500" in line

@@ -63,9 +63,14 @@ def live_line(state, logs: dict[str, Any]) -> str | None:
         value = logs.get(key)
         if isinstance(value, (int, float)):
             parts.append(f"{label} " + fmt.format(value))
-    for key, value in logs.items():
-        if key.startswith("heldout/") and isinstance(value, (int, float)):
-            parts.append(f"{key.removeprefix('heldout/')} {value:.3f}")
+    held_out = {k.removeprefix("heldout/"): v for k, v in logs.items()
+                if k.startswith("heldout/") and isinstance(v, (int, float))}
+    # The final evaluation also logs its avg@ under the periodic k (for one curve): show the one of most samples.
+    averages = [k for k in held_out if k.startswith("avg@")]
+    shown_average = max(averages, key=lambda k: int(k.split("@")[1]), default=None)
+    for key, value in held_out.items():
+        if not key.startswith("avg@") or key == shown_average:
+            parts.append(f"{key} {value:.3f}")
     return " | ".join(parts) if len(parts) > 1 else None
 
 
