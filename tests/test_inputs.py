@@ -878,6 +878,9 @@ def test_hub_preset_offline_is_one_line_exit_2_and_leaves_no_empty_folder(tmp_pa
     from rlrt.cli import main
 
     def offline(*args, **kwargs):
+        import logging
+
+        assert not logging.getLogger("huggingface_hub.utils._http").isEnabledFor(logging.WARNING)  # no retry lines
         raise ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub (OfflineModeIsEnabled)")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)

@@ -264,8 +264,13 @@ def load_hub(name: str, split: str | None = None, fmt: PromptFormat | None = Non
             f"{name} has no {split!r} split; its splits are {list(preset.splits)}: ask for one of them "
             f"(e.g. {name}:{preset.splits[0]})."
         )
+    import logging
+
     import datasets
 
+    hub_logger = logging.getLogger("huggingface_hub")  # its per-retry warnings: the one line below says it all
+    hub_level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
     try:
         raw = datasets.load_dataset(preset.path, preset.name, split=split)
     except (ConnectionError, OSError) as err:  # offline, or the hub unreachable (huggingface_hub's errors are these)
@@ -274,6 +279,8 @@ def load_hub(name: str, split: str | None = None, fmt: PromptFormat | None = Non
             f"({type(err).__name__}): with no network, pass a local .jsonl/.parquet/.csv file as --dataset, or "
             "download it once where the hub is reachable (the cache is reused offline)."
         ) from None
+    finally:
+        hub_logger.setLevel(hub_level)
     if limit is not None:
         raw = raw.select(range(min(limit, len(raw))))
     records = (_preset_record(preset, r) for r in raw)
