@@ -268,6 +268,6 @@ def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path, tiny_model_di
     steps = [m["step"] for m in read_jsonl(run / "metrics.jsonl") if "loss" in m]
     assert steps == list(range(1, stopped_at + 3))
 
-    again = subprocess.run(command[:-4] + ["--max_steps", str(stopped_at + 2)], env=env, capture_output=True,
-                           text=True, timeout=300)
+    again = subprocess.run(command[:-4] + ["--max_steps", str(stopped_at + 2), "--dataset_limit", "16"], env=env,
+                           capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already" in again.stdout
