@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rlrt-installed
-PIP = $(BIN)/pip install --quiet --disable-pip-version-check --root-user-action=ignore
+# -qq: errors only (a machine's own pip configuration can otherwise print a warning per package).
+PIP = $(BIN)/pip install -qq --disable-pip-version-check --root-user-action=ignore
 
 .PHONY: install train test test-fast bench clean
 
