@@ -637,21 +637,38 @@ def test_misspelled_local_file_option(tmp_path):
         load_task(str(path), question_colum="problem")
 
 
-def test_reward_file_with_an_error_is_one_line_naming_it(tmp_path):
+def _train_loader(spec):
     from rlrt.run import load_reward_funcs
 
+    return load_reward_funcs([spec])[0]
+
+
+def _interventions_loader(spec):
+    from rlrt.analysis.intervention_run import load_reward_function
+
+    return load_reward_function(spec)
+
+
+@pytest.mark.parametrize("load, flag", [(_train_loader, "--reward_funcs"), (_interventions_loader, "--reward_func")],
+                         ids=["train", "interventions"])
+def test_reward_file_with_an_error_is_one_line_naming_it(tmp_path, load, flag):
     broken = tmp_path / "broken.py"
     broken.write_text("def f(completions, **kw):\n    return [1.0 for c in completions\n")
-    with pytest.raises(ValueError, match=r"broken\.py line \d+ has a syntax error"):
-        load_reward_funcs([f"{broken}:f"])
+    with pytest.raises(ValueError, match=r"broken\.py line \d+ has a syntax error.*\(from " + flag):
+        load(f"{broken}:f")
     failing = tmp_path / "failing.py"
     failing.write_text("import no_such_module_h14\n")
     with pytest.raises(ValueError, match=r"importing .*failing\.py line 1 failed: ModuleNotFoundError"):
-        load_reward_funcs([f"{failing}:f"])
+        load(f"{failing}:f")
     typo = tmp_path / "typo.py"
     typo.write_text("def parity(completions, **kw):\n    return [1.0] * len(completions)\n")
     with pytest.raises(ValueError, match=r"has no function 'pariti' \(did you mean 'parity'\?\)"):
-        load_reward_funcs([f"{typo}:pariti"])
+        load(f"{typo}:pariti")
+    with pytest.raises(ValueError, match=r"Unknown reward function 'acuracy' \(did you mean 'accuracy'\?\)"):
+        load("acuracy")
+    with pytest.raises(FileNotFoundError, match=r"missing\.py does not exist \(from " + flag):
+        load(f"{tmp_path / 'missing.py'}:f")
+    assert load(f"{typo}:parity")(completions=["a", "b"]) == [1.0, 1.0]
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,10 @@ The training job: model, data, rewards, trainer, run folder. A run folder holds 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 import json
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +22,6 @@ from .data.registry import held_out_split_of, split_spec
 from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
 from .io import ensure_output_dir, read_jsonl
 from .models import DEFAULT_MODEL
-from .text import did_you_mean
-
-BUILTIN_REWARDS = ("accuracy", "format", "reasoning_gym")
 
 
 @dataclass
@@ -143,70 +137,10 @@ def heldout_sampling(train_args: TrainArguments, config: RLRTConfig):
 
 
 def load_reward_funcs(names: list[str], dataset: str | None = None, reward_config=None):
-    """Built-in names, or functions the user names by file path or module (nothing else is imported).
+    """``rlrt.rewards.load_reward_funcs`` for the ``--dataset`` spec ``dataset`` (its split aside)."""
+    from .rewards.loading import load_reward_funcs as load
 
-    ``dataset`` (the ``--dataset`` spec) checks the choice: ``reasoning_gym`` needs an ``rg:`` dataset; on an
-    ``rg:`` dataset ``accuracy`` grades with the task's own reasoning-gym scorer (it reads the rows' ``rg_*``
-    columns) and says so. ``reward_config`` (a ``MathRewardConfig``) configures ``accuracy``.
-    """
-    from .rewards import accuracy_reward, format_reward, make_accuracy_reward, reasoning_gym_reward
-
-    is_rg = bool(dataset) and split_spec(dataset)[0].startswith("rg:")
-    funcs = []
-    for name in names:
-        if name == "accuracy":
-            funcs.append(accuracy_reward if reward_config is None else make_accuracy_reward(reward_config))
-            if is_rg:
-                print(f"accuracy on {dataset}: graded by reasoning-gym's own scorer for "
-                      f"{split_spec(dataset)[0][3:]} (1.0 = full marks), not by math-verify.", flush=True)
-        elif name == "reasoning_gym":
-            if dataset and not is_rg:
-                raise ValueError(f"--reward_funcs reasoning_gym grades rg:<task> datasets; {dataset} is not one. "
-                                 "Use --reward_funcs accuracy.")
-            funcs.append(reasoning_gym_reward)
-        elif name == "format":
-            funcs.append(format_reward)
-        elif ":" in name:
-            target, _, attr = name.rpartition(":")
-            if target.endswith(".py"):
-                path = Path(target)
-                if not path.is_file():
-                    raise FileNotFoundError(f"Reward file {path} does not exist (from --reward_funcs {name}).")
-                module = _import_reward_module(name, target, path)
-            else:
-                module = _import_reward_module(name, target)
-            if not callable(getattr(module, attr, None)):
-                functions = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-                raise ValueError(f"{target} has no function {attr!r}{did_you_mean(attr, functions)} "
-                                 f"(from --reward_funcs {name}).")
-            funcs.append(getattr(module, attr))
-        else:
-            raise ValueError(
-                f"Unknown reward function {name!r}{did_you_mean(name, BUILTIN_REWARDS)}: use one of "
-                f"{list(BUILTIN_REWARDS)}, 'file.py:function' or "
-                "'module:function'."
-            )
-    return funcs
-
-
-def _import_reward_module(name: str, target: str, path: Path | None = None):
-    """The module of a ``--reward_funcs`` entry; an error in it (syntax, a failing import) becomes one line naming
-    the file or module, the line where Python saw it, and the error."""
-    try:
-        if path is None:
-            return importlib.import_module(target)
-        spec = importlib.util.spec_from_file_location(f"rlrt_user_reward_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    except SyntaxError as err:
-        raise ValueError(f"{err.filename or target} line {err.lineno} has a syntax error ({err.msg}); fix it "
-                         f"(from --reward_funcs {name}).") from None
-    except Exception as err:  # noqa: BLE001 -- user code; any failure to import it gets one line
-        frames = [f for f in traceback.extract_tb(err.__traceback__) if path is None or f.filename == str(path)]
-        where = f" line {frames[-1].lineno}" if frames and path is not None else ""
-        raise ValueError(f"importing {target}{where} failed: {type(err).__name__}: {err} "
-                         f"(from --reward_funcs {name}).") from None
+    return load(names, split_spec(dataset)[0] if dataset else None, reward_config)
 
 
 class TrainingInterrupted(RuntimeError):

@@ -159,31 +159,13 @@ def plan_rollout(kl: Sequence[float], prefix_chars: Sequence[int], text: str, nu
 
 
 def load_reward_function(spec: str, options: str | None = None):
-    """The reward named by ``spec``: a built-in (``accuracy``, configured by ``options``, JSON ``MathRewardConfig``
-    fields; ``format``) or ``module:function`` / ``file.py:function``."""
-    from .. import rewards
+    """The reward named by ``spec`` (``rlrt.rewards.load_reward_funcs``): a built-in (``accuracy``, configured by
+    ``options``, JSON ``MathRewardConfig`` fields; ``format``) or ``module:function`` / ``file.py:function``."""
+    from ..rewards import MathRewardConfig
+    from ..rewards.loading import load_reward_funcs
 
-    accuracy = rewards.accuracy_reward if options is None else rewards.make_accuracy_reward(
-        rewards.MathRewardConfig.from_options(options))
-    builtins = {"accuracy": accuracy, "format": rewards.format_reward}
-    if spec in builtins:
-        return builtins[spec]
-    target, _, attr = spec.rpartition(":")
-    if not target:
-        raise ValueError(f"Unknown reward {spec!r}: use {sorted(builtins)}, 'module:function' or 'file.py:function'.")
-    if target.endswith(".py"):
-        import importlib.util
-
-        if not Path(target).is_file():
-            raise FileNotFoundError(f"Reward file {target} does not exist (from --reward_func {spec}).")
-        module_spec = importlib.util.spec_from_file_location(f"rlrt_user_reward_{Path(target).stem}", target)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(target)
-    if not callable(getattr(module, attr, None)):
-        raise ValueError(f"{target} has no function {attr!r} (from --reward_func {spec}).")
-    return getattr(module, attr)
+    config = None if options is None else MathRewardConfig.from_options(options)
+    return load_reward_funcs([spec], reward_config=config, flag="--reward_func")[0]
 
 
 def reward_values(reward_func, tokenizer, row: dict[str, Any], completions: Sequence[Sequence[int]]) -> list:
