@@ -46,6 +46,7 @@ def test_pinned_versions_match_the_installed_ones():
         (GRPOTrainer, "training_step", ["self", "model", "inputs", "num_items_in_batch"]),
         (Trainer, "_save_checkpoint", ["self", "model", "trial"]),
         (Trainer, "_load_optimizer_and_scheduler", ["self", "checkpoint"]),
+        (Trainer, "_issue_warnings_after_load", ["self", "load_result"]),
     ],
 )
 def test_overridden_methods_keep_their_signature(owner, name, expected):
@@ -163,8 +164,8 @@ def test_package_touches_no_other_private_member():
     """A new ``._name`` on a TRL/transformers object must be added here (and to the README list) first."""
     known = {"_metrics", "_tokenizer", "_step", "_get_per_token_logps_and_entropies", "_get_output_dir",
              "_calculate_rewards", "_generate_and_score_completions", "_compute_loss", "_save_checkpoint",
-             "_load_optimizer_and_scheduler", "_record_reward_diagnostics", "_initialized",
-             "_initialize_teacher_adapter", "_prepare_inputs"}
+             "_load_optimizer_and_scheduler", "_issue_warnings_after_load", "_record_reward_diagnostics",
+             "_initialized", "_initialize_teacher_adapter", "_prepare_inputs"}
     found = set()
     for path in (ROOT / "src" / "rlrt").rglob("*.py"):
         text = path.read_text()
@@ -176,3 +177,37 @@ def test_package_touches_no_other_private_member():
     ours = {"_checkpoint_state", "_restore_checkpoint_state", "_evaluate", "_teacher_logps_fn",
             "_match_teacher_forward_count"}
     assert found - ours <= known, sorted(found - ours - known)
+
+
+def test_resume_reports_no_missing_tied_head(monkeypatch):
+    """transformers warns that ``lm_head.weight`` is missing when a tied-embedding model resumes (the checkpoint
+    stores the shared tensor once); the mixin drops tied names and keeps every really missing key."""
+    import torch
+    import transformers.trainer
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rlrt.reliability import ReliableTrainerMixin, really_missing_keys
+
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    saved = {k: v.clone() + 1.0 for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    result = model.load_state_dict(saved, False)
+    assert result.missing_keys == ["lm_head.weight"]
+    assert torch.equal(model.lm_head.weight, saved["model.embed_tokens.weight"])  # loaded through the tie
+    assert really_missing_keys(model, result.missing_keys) == []
+    assert really_missing_keys(model, ["model.embed_tokens.weight", "lm_head.weight"]) == [
+        "model.embed_tokens.weight", "lm_head.weight"]  # neither name loaded: both really missing
+    assert really_missing_keys(model, ["model.norm.weight", "lm_head.weight"]) == ["model.norm.weight"]
+
+    class Probe(ReliableTrainerMixin, Trainer):
+        pass
+
+    probe = object.__new__(Probe)
+    probe.model = model
+    warnings = []
+    monkeypatch.setattr(transformers.trainer.logger, "warning", lambda message, *a, **k: warnings.append(message))
+    probe._issue_warnings_after_load(result)
+    assert warnings == []
+    probe._issue_warnings_after_load(result._replace(missing_keys=["model.norm.weight", "lm_head.weight"]))
+    assert len(warnings) == 1 and "['model.norm.weight']" in warnings[0]

@@ -307,9 +307,10 @@ class ReliableTrainerMixin:
     The subclass calls ``_guard_reward_funcs`` before the TRL constructor and ``_install_guards`` after it (both take
     the ``RLRTConfig``), says what "correct" means in ``_any_correct``, and adds its own state to checkpoints by
     extending ``_checkpoint_state`` / ``_restore_checkpoint_state``. It overrides
-    four TRL/transformers methods: ``_calculate_rewards`` (per-step reward-error counts; the TRL trainer's signature
+    five TRL/transformers methods: ``_calculate_rewards`` (per-step reward-error counts; the TRL trainer's signature
     ``(inputs, prompts, completions, completion_ids_list)``), ``compute_loss`` (notes a non-finite loss),
-    ``_save_checkpoint`` and ``_load_optimizer_and_scheduler`` (the completion marker and the extra state).
+    ``_save_checkpoint`` and ``_load_optimizer_and_scheduler`` (the completion marker and the extra state),
+    ``_issue_warnings_after_load`` (no "missing key" warning for tied weights on resume).
     """
 
     def _guard_reward_funcs(self, reward_funcs, config) -> list:
@@ -411,6 +412,24 @@ class ReliableTrainerMixin:
         path = os.path.join(checkpoint, RUN_STATE_FILE) if checkpoint else None
         if path and os.path.isfile(path):
             self._restore_checkpoint_state(torch.load(path, map_location="cpu", weights_only=False))
+
+    def _issue_warnings_after_load(self, load_result):
+        """transformers' warnings after loading a checkpoint, less the tied weights a checkpoint stores once
+        (``lm_head.weight`` of a model with tied embeddings is the loaded input embedding, not a missing weight)."""
+        missing = really_missing_keys(self.model, load_result.missing_keys)
+        super()._issue_warnings_after_load(load_result._replace(missing_keys=missing))
+
+
+def really_missing_keys(model: torch.nn.Module, missing: list[str]) -> list[str]:
+    """The keys of ``missing`` (from ``load_state_dict(strict=False)``) whose parameter was not loaded under another
+    name: a parameter shared by several names (tied weights) is loaded if one of its names was."""
+    names_of: dict[int, list[str]] = {}
+    for name, tensor in list(model.named_parameters(remove_duplicate=False)) + list(
+            model.named_buffers(remove_duplicate=False)):
+        names_of.setdefault(id(tensor), []).append(name)
+    alias = {name: names for names in names_of.values() for name in names}
+    missing_set = set(missing)
+    return [k for k in missing if all(other in missing_set for other in alias.get(k, [k]))]
 
 
 def _is_plain_callable(func) -> bool:

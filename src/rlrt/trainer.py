@@ -4,7 +4,7 @@ The trainer only orchestrates: the step itself (contexts, ``log P_T``, shaping, 
 math ``rlrt.algorithms``, the teacher ``rlrt.teacher``.
 
 The TRL seam, pinned to ``trl==1.16.0`` and ``transformers==5.24.0`` and checked member by member in
-``tests/test_trl_seam.py``. Private methods overridden (five, here and in ``rlrt.reliability.ReliableTrainerMixin``):
+``tests/test_trl_seam.py``. Private methods overridden (six, here and in ``rlrt.reliability.ReliableTrainerMixin``):
 
 * ``GRPOTrainer._calculate_rewards`` -- keeps the gathered per-function rewards and the local completions (and
   counts reward-function errors, in the mixin);
@@ -19,6 +19,8 @@ The TRL seam, pinned to ``trl==1.16.0`` and ``transformers==5.24.0`` and checked
   ``args.save_total_limit`` off during TRL's save, rewrites ``training_args.bin`` with the real value and rotates
   only complete checkpoints;
 * ``Trainer._load_optimizer_and_scheduler`` (mixin) -- restores that state (teacher snapshot, counters) on resume.
+* ``Trainer._issue_warnings_after_load`` (mixin) -- drops tied weights (``lm_head.weight`` of a tied-embedding model)
+  from the "missing keys" warning on resume.
 
 Private members called or read: ``_get_per_token_logps_and_entropies`` (the teacher forward),
 ``Trainer._get_output_dir``, ``GRPOTrainer._tokenizer`` (pad id), and ``GRPOTrainer._metrics``, written only through
