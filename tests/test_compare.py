@@ -320,6 +320,9 @@ def test_quick_compare_end_to_end_and_resume(tmp_path, tiny_model_dir, capsys):
     assert [h["step"] for h in heldout] == [2] and heldout[0]["samples"] == 4 and len(heldout[0]["correct"]) == 4
     assert heldout[0]["avg@2"] == heldout[0]["avg@4"]  # eval_samples 2, final 4: one avg@k key throughout
     assert not list((out / "grpo-s0").glob("checkpoint-*"))
+    length = result["dynamics"]["grpo-s0"]["completions/mean_length"]
+    assert length["early_steps"] == [1, 1] and length["late_steps"] == [2, 2] and length["late"] > 0
+    assert "## Training dynamics: growth over each run" in (out / "compare.md").read_text()
 
     # A fresh clone keeps only the small files: the rerun skips both runs and rebuilds the same report.
     for run in ("grpo-s0", "grpo_ent-s0"):

@@ -447,6 +447,7 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
         plot_pass_curves,
         summarize_comparison,
     )
+    from .analysis.dynamics import dynamics_table, run_dynamics
     from .analysis.report import ReportArguments
     from .analysis.report import write_report as write_run_report
     from .io import read_jsonl
@@ -464,6 +465,7 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
                                 args.bootstrap_seed)
     result = summarize_comparison(runs, start, arm_names, args.reference, args.strata_edges, bootstrap)
     result["runs"] = {"planned": [r.name for r in plan], "finished": [r.name for r in done]}
+    result["dynamics"] = {r.name: run_dynamics(read_jsonl(r.run_dir / "metrics.jsonl")) for r in done}
     result["settings"] = plan_settings(args, plan)
     (out / "compare.json").write_text(json.dumps(result, indent=1))
     curves = plot_pass_curves(result, out / "pass_at_k.png")
@@ -475,6 +477,7 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
     images = "".join(f"![{p.stem}]({p.relative_to(out)})\n" for p in (curves, paths["overview"]) if p)
     (out / "compare.md").write_text(
         f"# rlrt compare ({len(done)}/{len(plan)} runs finished)\n\n{start_note}{markdown_comparison(result)}\n"
+        + "\n".join(dynamics_table(result["dynamics"])) + "\n"
         f"{images}\n## Training dynamics (rlrt report)\n\n" + paths["report"].read_text().split("\n", 2)[-1])
     return result
 
