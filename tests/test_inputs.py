@@ -889,6 +889,20 @@ def test_a_split_a_source_lacks_lists_its_splits(monkeypatch, spec, message):
         load_task(spec)
 
 
+def test_python_load_task_takes_the_command_line_spelling_of_a_split(tmp_path):
+    """``load_task("chain:test")`` used to be refused with "chain has the splits ['train', 'test']; got 'test'"."""
+    test = load_task("chain:test", limit=3)
+    assert test["prompt"] == load_task("chain", split="test", limit=3)["prompt"]
+    assert test["prompt"] != load_task("chain", limit=3)["prompt"]
+    assert load_task("addition:train", limit=2)["prompt"] == load_task("addition", limit=2)["prompt"]
+    with pytest.raises(ValueError, match=r"'chain:test' names the split 'test' and split='train' another"):
+        load_task("chain:test", split="train")
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"question": "a?", "answer": "1"}\n')
+    with pytest.raises(ValueError, match=r"local file, which has no 'test' split"):
+        load_task(f"{path}:test")
+
+
 def test_hub_preset_offline_is_one_line_exit_2_and_leaves_no_empty_folder(tmp_path, capsys, monkeypatch):
     import datasets
 

@@ -65,7 +65,15 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
 
     ``instruction``, ``system_prompt`` and ``chat`` in ``options`` set the ``PromptFormat`` (not for the built-in
     tasks, whose format is fixed).
+
+    ``spec`` may name its split as on the command line (``"chain:test"``, ``"rg:chain_sum:test"``); ``split`` then
+    stays ``None`` or agrees (``ValueError`` otherwise).
     """
+    name, named_split = split_spec(spec)
+    if named_split is not None:
+        if split not in (None, named_split):
+            raise ValueError(f"{spec!r} names the split {named_split!r} and split={split!r} another: give one of them.")
+        spec, split = name, named_split
     format_keys = {k: options.pop(k) for k in FORMAT_OPTIONS if k in options}
     fmt = PromptFormat(**format_keys) if format_keys else None
     if spec in HUB_PRESETS:
