@@ -49,3 +49,38 @@ def test_results_files(tmp_path):
 def test_sampling_config_validation():
     with pytest.raises(ValueError):
         SamplingConfig(top_p=0.0)
+
+
+def _prompts_sharing_a_few_shot_prefix():
+    shot = [{"role": "system", "content": "Answer with a number. Example: 2 + 2 = 4."},
+            {"role": "user", "content": "What is 1 + 1?"}, {"role": "assistant", "content": "2"}]
+    return [shot + [{"role": "user", "content": q}] for q in ("What is 3 + 4?", "What is 10 - 7 + 2?", "Is 5 > 2?")]
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_shared_prefix_generation_matches_plain_generation(tiny_model_dir, tokenizer, temperature):
+    """Computing the shared prompt prefix once (cache copied to every row, padding in the middle) gives the
+    completions plain left-padded generation gives: the same tokens greedily, and the same samples for the same
+    seed (fp32, so both paths compute the same logits up to rounding)."""
+    from transformers import AutoModelForCausalLM
+
+    from rlrt.evaluation.sampling import SamplingConfig, sample_completion_ids, shared_prefix_length
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    prompts = _prompts_sharing_a_few_shot_prefix()
+    sampling = SamplingConfig(max_new_tokens=12, temperature=temperature, batch_size=5, seed=3, bf16=False)
+    shared = sample_completion_ids(model, tokenizer, prompts, 3, sampling)
+    plain = sample_completion_ids(model, tokenizer, prompts, 3, sampling, share_prefix=False)
+    assert shared == plain
+    assert all(len(c) > 0 for per_prompt in shared for c in per_prompt)
+    rows = [tokenizer(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True),
+                      add_special_tokens=False)["input_ids"] for p in prompts]
+    assert shared_prefix_length(rows) > 8  # the few-shot prefix really is shared (and computed once)
+
+
+def test_shared_prefix_length_by_hand():
+    from rlrt.evaluation.sampling import shared_prefix_length
+
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2  # every row keeps its last token to feed the model
+    assert shared_prefix_length([[7], [7, 8]]) == 0 and shared_prefix_length([]) == 0
