@@ -7,6 +7,7 @@ model of ``conftest.py`` and ``parity_reward``.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -855,7 +856,7 @@ def test_a_reward_that_never_returned_a_value_fails_a_run_shorter_than_the_limit
 
 
 @pytest.mark.slow
-def test_a_short_run_with_a_broken_reward_exits_1_with_its_summary_written(tmp_path, tiny_model_dir, capsys):
+def test_a_short_run_with_a_broken_reward_exits_1_with_its_summary_written(tmp_path, tiny_model_dir, capsys, caplog):
     from rlrt.cli import main
 
     rewards = tmp_path / "rewards.py"
@@ -868,7 +869,34 @@ def test_a_short_run_with_a_broken_reward_exits_1_with_its_summary_written(tmp_p
     line = [x for x in err.splitlines() if x.startswith("rlrt train: error:")]
     assert len(line) == 1 and "'broken' failed on every sample of the run (2 rollout batches" in line[0]
     assert "KeyError" in line[0]
+    # one line per failing batch (not one per sample), and no TRL row dump for Nones already reported
+    logged = err + caplog.text
+    failed = [x for x in logged.splitlines() if re.search(r"'broken' failed on \d+ of \d+ samples", x)]
+    assert len(failed) == 2 and "failed on 4 of 4 samples (KeyError: 'level', first on sample 0)" in failed[0]
+    assert "All reward functions returned None" not in logged
     assert (run / "summary.md").is_file() and (run / "final").is_dir()
+
+
+def test_trl_all_none_dump_is_dropped_only_for_nones_the_guard_reported():
+    import logging
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from rlrt.reliability import _ReportedNoneFilter
+
+    class Trainer(SimpleNamespace):  # weak-referenceable
+        pass
+
+    trainer = Trainer(reward_errors=Counter(), _reward_errors_logged=Counter())
+    keep = _ReportedNoneFilter(trainer)
+    record = logging.LogRecord("trl.trainer.grpo_trainer", logging.WARNING, "", 0,
+                               "[RANK 0] All reward functions returned None for these kwargs: {}", None, None)
+    other = logging.LogRecord("trl.trainer.grpo_trainer", logging.WARNING, "", 0, "something else", None, None)
+    assert keep.filter(record) and keep.filter(other)  # Nones without errors (a reward that abstains): TRL's warning
+    trainer.reward_errors["broken"] = 4  # this step's errors, reported by the guard, not yet logged
+    assert not keep.filter(record) and keep.filter(other)
+    trainer._reward_errors_logged["broken"] = 4  # next step, no new errors
+    assert keep.filter(record)
 
 
 @pytest.mark.parametrize(

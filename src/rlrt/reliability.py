@@ -69,7 +69,7 @@ def guard_reward_function(func: Callable, mode: str, errors: Counter, last_error
 
 def _per_sample(func, name, prompts, completions, kwargs, errors: Counter, last_errors: dict) -> list:
     per_row_keys = [k for k, v in kwargs.items() if isinstance(v, list) and len(v) == len(completions)]
-    values = []
+    values, failed = [], []
     for i in range(len(completions)):
         row_kwargs = {k: ([v[i]] if k in per_row_keys else v) for k, v in kwargs.items()}
         try:
@@ -77,10 +77,40 @@ def _per_sample(func, name, prompts, completions, kwargs, errors: Counter, last_
         except Exception as err:  # noqa: BLE001
             errors[name] += 1
             last_errors[name] = f"{type(err).__name__}: {err}"
-            logger.warning("Reward function %r failed on sample %d (%s: %s); scoring it None.",
-                           name, i, type(err).__name__, err)
+            failed.append(i)
             values.append(None)
+    if failed:  # one line per batch, not one per sample
+        logger.warning("Reward function %r failed on %d of %d samples (%s, first on sample %d); scoring them None.",
+                       name, len(failed), len(completions), last_errors[name], failed[0])
     return values
+
+
+TRL_ALL_NONE_WARNING = "All reward functions returned None"
+
+
+class _ReportedNoneFilter(logging.Filter):
+    """Drops TRL's "All reward functions returned None" warning (which prints a whole dataset row) in a step whose
+    ``None`` rewards come from reward-function errors the guard has already reported in one line."""
+
+    def __init__(self, trainer):
+        super().__init__()
+        import weakref
+
+        self.trainer = weakref.ref(trainer)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        trainer = self.trainer()
+        if trainer is None or TRL_ALL_NONE_WARNING not in str(record.msg):
+            return True
+        return not any(count > trainer._reward_errors_logged[name] for name, count in trainer.reward_errors.items())
+
+
+def install_reported_none_filter(trainer, logger_name: str = "trl.trainer.grpo_trainer") -> None:
+    """Add ``_ReportedNoneFilter`` for ``trainer`` to TRL's logger (filters of trainers gone are removed)."""
+    target = logging.getLogger(logger_name)
+    for old in [f for f in target.filters if isinstance(f, _ReportedNoneFilter) and f.trainer() is None]:
+        target.removeFilter(old)
+    target.addFilter(_ReportedNoneFilter(trainer))
 
 
 def _check_values(name: str, values, expected: int) -> None:
@@ -321,6 +351,7 @@ class ReliableTrainerMixin:
         self.reward_last_errors: dict[str, str] = {}
         self.broken_reward_watch = BrokenRewardWatch(config.max_failed_reward_steps)
         self.no_correct_watch = NoCorrectWatch(config.no_correct_warning_steps)
+        install_reported_none_filter(self)
         funcs = reward_funcs if isinstance(reward_funcs, list) else [reward_funcs]
         return [guard_reward_function(f, config.reward_errors, self.reward_errors, self.reward_last_errors)
                 if _is_plain_callable(f) else f for f in funcs]
