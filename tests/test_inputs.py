@@ -877,6 +877,16 @@ def test_a_short_run_with_a_broken_reward_exits_1_with_its_summary_written(tmp_p
     assert (run / "summary.md").is_file() and (run / "final").is_dir()
 
 
+def test_reasoning_gym_options_are_checked_before_the_task_is_built():
+    with pytest.raises(ValueError, match=r"chain_sum's --dataset_options: unknown option 'min_term' \(did you mean "
+                                         r"'min_terms'\?\); the options are \['min_terms', 'max_terms'"):
+        load_task("rg:chain_sum", min_term=2)
+    with pytest.raises(ValueError, match=r"reasoning-gym refused the options .* of task 'chain_sum': max_terms must "
+                                         r"be >= min_terms; change --dataset_options"):
+        load_task("rg:chain_sum", min_terms=5, max_terms=2)
+    assert len(load_task("rg:chain_sum", limit=3, min_terms=2, max_terms=3)) == 3
+
+
 def test_trl_all_none_dump_is_dropped_only_for_nones_the_guard_reported():
     import logging
     from collections import Counter

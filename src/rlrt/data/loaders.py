@@ -18,7 +18,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from ..text import did_you_mean
+from ..text import check_option_keys, did_you_mean
 from .formatting import PromptFormat, format_prompt
 
 logger = logging.getLogger(__name__)
@@ -311,15 +311,21 @@ def load_reasoning_gym(
     with them the rewards regenerate the row's reasoning-gym entry and grade it with the task's own scorer
     (``rlrt.rewards.rg``).
     """
+    import dataclasses
     import json
 
     import reasoning_gym
+    from reasoning_gym.factory import DATASETS
 
+    if task in DATASETS and dataclasses.is_dataclass(DATASETS[task][1]):
+        fields = [f.name for f in dataclasses.fields(DATASETS[task][1]) if f.name not in ("size", "seed")]
+        check_option_keys(params, fields, f"reasoning-gym task {task}'s --dataset_options")
     try:
         generator = reasoning_gym.create_dataset(task, size=size, seed=seed, **params)
+    except AssertionError as err:  # reasoning-gym validates its configs with assert
+        raise ValueError(f"reasoning-gym refused the options {params} of task {task!r}: {err}; change "
+                         "--dataset_options.") from None
     except (KeyError, ValueError, TypeError) as err:
-        from reasoning_gym.factory import DATASETS
-
         hint = did_you_mean(task, DATASETS) if task not in DATASETS else ""
         raise ValueError(f"reasoning-gym could not build task {task!r}{hint} with {params}: {err}") from None
     config = json.dumps({"size": size, "seed": seed, **params}, sort_keys=True)
