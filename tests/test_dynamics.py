@@ -37,12 +37,13 @@ def test_growth_drops_non_finite_values_and_refuses_mismatched_lengths():
     assert g["early"] == 0.0 and g["ratio"] is None and g["late"] == 3.0
     with pytest.raises(ValueError, match="differ in shape"):
         growth([1, 2], [1.0])
+    assert growth([1, 60], [1.0, 2.0]) is not None and growth([30, 60], [1.0, 2.0]) is None  # no step in 1-10
 
 
-@given(st.lists(st.floats(0.01, 100), min_size=6, max_size=60), st.floats(0.01, 10))
+@given(st.lists(st.integers(1, 1000), min_size=6, max_size=60), st.integers(1, 50))
 def test_growth_ratio_is_scale_free(values, scale):
     steps = range(1, len(values) + 1)
-    a, b = growth(steps, values), growth(steps, [v * scale for v in values])
+    a, b = growth(steps, [float(v) for v in values]), growth(steps, [float(v * scale) for v in values])
     assert b["ratio"] == pytest.approx(a["ratio"], rel=1e-9)
     assert (a["rho"] is None) == (b["rho"] is None)
 
@@ -51,6 +52,7 @@ def test_run_dynamics_reads_training_records_and_marks_missing_keys():
     records = [{"step": s, "loss": 0.1, "completions/mean_length": 10.0 * s, "completions/clipped_ratio": 0.0}
                for s in range(1, 7)]
     records += [{"step": 6, "eval_avg@4": 0.2}, {"train_runtime": 10.0}]  # not training steps
+    records.insert(3, {"step": 6, "loss": 0.1, "completions/mean_length": 1000.0})  # step 6 before a resume
     dyn = run_dynamics(records)
     assert dyn["entropy"] is None  # never logged (SDPO)
     assert dyn["completions/mean_length"]["early"] == 10.0 and dyn["completions/mean_length"]["late"] == 60.0

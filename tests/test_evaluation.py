@@ -78,6 +78,58 @@ def test_shared_prefix_generation_matches_plain_generation(tiny_model_dir, token
     assert shared_prefix_length(rows) > 8  # the few-shot prefix really is shared (and computed once)
 
 
+def _spy_generate(model, seen):
+    original = model.generate
+
+    def generate(*args, **kwargs):
+        cache = kwargs.get("cache")
+        seen.append(None if cache is None else (cache.get_seq_length(), kwargs["input_ids"].shape))
+        return original(*args, **kwargs)
+
+    model.generate = generate
+
+
+def test_the_prefix_cache_reaches_generate_with_the_shared_tokens(tiny_model_dir, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    from rlrt.evaluation.sampling import SamplingConfig, sample_completion_ids, shared_prefix_length
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    prompts = _prompts_sharing_a_few_shot_prefix()
+    rows = [tokenizer(tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True),
+                      add_special_tokens=False)["input_ids"] for p in prompts]
+    seen = []
+    _spy_generate(model, seen)
+    sample_completion_ids(model, tokenizer, prompts, 2, SamplingConfig(max_new_tokens=3, batch_size=6, bf16=False))
+    # one batch of the 3 prompts x 2 samples: the cache holds their shared tokens, copied to all 6 rows
+    assert seen == [(shared_prefix_length(rows), (6, max(len(r) for r in rows)))]
+    seen.clear()
+    sample_completion_ids(model, tokenizer, prompts, 2, SamplingConfig(max_new_tokens=3, batch_size=6, bf16=False),
+                          share_prefix=False)
+    assert seen == [None]
+
+
+def test_a_sliding_window_model_generates_without_a_shared_prefix(tokenizer):
+    """Padding between prefix and row would take sliding-window slots: such models use plain left padding."""
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from rlrt.evaluation.sampling import _UNSHAREABLE, SamplingConfig, sample_completion_ids
+
+    torch.manual_seed(0)
+    model = MistralForCausalLM(MistralConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, sliding_window=16, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id)).eval()
+    prompts = _prompts_sharing_a_few_shot_prefix()
+    seen = []
+    _spy_generate(model, seen)
+    sampling = SamplingConfig(max_new_tokens=6, temperature=0.0, batch_size=4, bf16=False)
+    shared = sample_completion_ids(model, tokenizer, prompts, 2, sampling)
+    assert seen == [None, None] and model in _UNSHAREABLE  # no cache passed; no second prefix forward either
+    assert shared == sample_completion_ids(model, tokenizer, prompts, 2, sampling, share_prefix=False)
+
+
 def test_shared_prefix_length_by_hand():
     from rlrt.evaluation.sampling import shared_prefix_length
 

@@ -872,7 +872,7 @@ def test_a_short_run_with_a_broken_reward_exits_1_with_its_summary_written(tmp_p
     # one line per failing batch (not one per sample), and no TRL row dump for Nones already reported
     logged = err + caplog.text
     failed = [x for x in logged.splitlines() if re.search(r"'broken' failed on \d+ of \d+ samples", x)]
-    assert len(failed) == 2 and "failed on 4 of 4 samples (KeyError: 'level', first on sample 0)" in failed[0]
+    assert len(failed) == 2 and "failed on 4 of 4 samples (first on sample 0: KeyError: 'level')" in failed[0]
     assert "All reward functions returned None" not in logged
     assert (run / "summary.md").is_file() and (run / "final").is_dir()
 

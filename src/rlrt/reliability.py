@@ -77,11 +77,11 @@ def _per_sample(func, name, prompts, completions, kwargs, errors: Counter, last_
         except Exception as err:  # noqa: BLE001
             errors[name] += 1
             last_errors[name] = f"{type(err).__name__}: {err}"
-            failed.append(i)
+            failed.append((i, last_errors[name]))
             values.append(None)
     if failed:  # one line per batch, not one per sample
-        logger.warning("Reward function %r failed on %d of %d samples (%s, first on sample %d); scoring them None.",
-                       name, len(failed), len(completions), last_errors[name], failed[0])
+        logger.warning("Reward function %r failed on %d of %d samples (first on sample %d: %s); scoring them None.",
+                       name, len(failed), len(completions), *failed[0])
     return values
 
 
@@ -89,8 +89,9 @@ TRL_ALL_NONE_WARNING = "All reward functions returned None"
 
 
 class _ReportedNoneFilter(logging.Filter):
-    """Drops TRL's "All reward functions returned None" warning (which prints a whole dataset row) in a step whose
-    ``None`` rewards come from reward-function errors the guard has already reported in one line."""
+    """Drops TRL's "All reward functions returned None" warning (which prints a whole dataset row) in a step where
+    the guard has reported reward-function errors in one line (TRL names one row only, so in such a step its
+    warning is dropped even if that row's Nones were abstentions; in steps without errors it always shows)."""
 
     def __init__(self, trainer):
         super().__init__()

@@ -28,7 +28,8 @@ def growth(steps: Sequence[int], values: Sequence[float], window: float = 1 / 6)
     Returns:
         ``{"early", "late", "ratio" (late / early, None if early is 0), "rho", "p" (Spearman correlation of the
         value with the step over the second half, steps > last/2; None when the values there are constant),
-        "early_steps", "late_steps", "trend_steps" ([first, last])}``; ``None`` without finite values.
+        "early_steps", "late_steps", "trend_steps" ([first, last])}``; ``None`` without finite values or when
+        a window holds no logged step.
     """
     steps_a, values_a = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
     if steps_a.shape != values_a.shape:
@@ -41,6 +42,8 @@ def growth(steps: Sequence[int], values: Sequence[float], window: float = 1 / 6)
     span = max(1, round(last * window))
     early, late = steps_a <= span, steps_a > last - span
     trend = steps_a > last / 2
+    if not early.any() or not late.any():  # sparse logging: a window without a logged step
+        return None
     early_mean, late_mean = float(values_a[early].mean()), float(values_a[late].mean())
     rho = p = None
     if trend.sum() >= 3 and np.ptp(values_a[trend]) > 0:
@@ -56,7 +59,8 @@ def run_dynamics(records: Sequence[dict[str, Any]], keys: Sequence[str] = DYNAMI
                  window: float = 1 / 6) -> dict[str, dict[str, Any] | None]:
     """``growth`` of each of ``keys`` over a run's training records (``metrics.jsonl``: one dict per logged step
     with ``"step"``); a key the run never logged (SDPO has no ``entropy``) maps to ``None``."""
-    train = [r for r in records if "step" in r and "loss" in r]
+    by_step = {r["step"]: r for r in records if "step" in r and "loss" in r}  # a step logged again after a
+    train = [by_step[step] for step in sorted(by_step)]                      # resume: its last record counts
     out = {}
     for key in keys:
         rows = [(r["step"], r[key]) for r in train if isinstance(r.get(key), (int, float))]

@@ -323,7 +323,8 @@ def load_reasoning_gym(
     try:
         generator = reasoning_gym.create_dataset(task, size=size, seed=seed, **params)
     except AssertionError as err:  # reasoning-gym validates its configs with assert
-        raise ValueError(f"reasoning-gym refused the options {params} of task {task!r}: {err}; change "
+        reason = str(err) or "one of its checks failed"
+        raise ValueError(f"reasoning-gym refused the options {params} of task {task!r}: {reason}; change "
                          "--dataset_options.") from None
     except (KeyError, ValueError, TypeError) as err:
         hint = did_you_mean(task, DATASETS) if task not in DATASETS else ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -126,14 +128,17 @@ def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     return n
 
 
+@torch.no_grad()
 def generate_sharing_prefix(model, rows: Sequence[Sequence[int]], pad_id: int, **generate_kwargs):
     """``model.generate`` on the token-id sequences ``rows`` (B of them), computing their shared prefix once.
 
     The shared prefix (``shared_prefix_length``, P tokens) goes through the model at batch size 1; its cache is
     repeated B times and ``generate`` gets ``[prefix | padding | rest of the row]`` with the padding masked out, so
     each row's tokens keep the positions they have without padding (positions follow the attention mask, as for
-    left padding) and only the rows' own tokens and the completion are computed per row. Below
-    ``MIN_SHARED_PREFIX`` shared tokens this is plain left-padded ``generate``.
+    left padding) and only the rows' own tokens and the completion are computed per row. This is plain left-padded
+    ``generate`` below ``MIN_SHARED_PREFIX`` shared tokens and for models whose cache is not plain full attention
+    (sliding-window or linear/recurrent layers, a configured cache implementation, encoder-decoders), where padding
+    between prefix and row would change what a row sees.
 
     Returns:
         ``(generated (B, W + new), W)``: the ids as ``generate`` returns them and the input width W (the
@@ -141,7 +146,10 @@ def generate_sharing_prefix(model, rows: Sequence[Sequence[int]], pad_id: int, *
     """
     device = next(model.parameters()).device
     prefix_len = shared_prefix_length(rows)
-    prefix_len = prefix_len if prefix_len >= MIN_SHARED_PREFIX else 0
+    cache = None
+    if prefix_len >= MIN_SHARED_PREFIX and _may_share_prefix(model):
+        cache = _prefix_cache(model, torch.tensor([list(rows[0][:prefix_len])], dtype=torch.long, device=device))
+    prefix_len = prefix_len if cache is not None else 0
     rest = [list(r[prefix_len:]) for r in rows]
     width = max(len(r) for r in rest)
     ids = torch.full((len(rows), prefix_len + width), pad_id, dtype=torch.long)
@@ -151,14 +159,33 @@ def generate_sharing_prefix(model, rows: Sequence[Sequence[int]], pad_id: int, *
     for i, r in enumerate(rest):
         ids[i, prefix_len + width - len(r) :] = torch.tensor(r, dtype=torch.long)
         mask[i, prefix_len + width - len(r) :] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    if prefix_len:
-        prefix = model(input_ids=ids[:1, :prefix_len], attention_mask=mask[:1, :prefix_len], use_cache=True)
-        cache = getattr(prefix, "past_key_values", None)
-        if hasattr(cache, "batch_repeat_interleave"):  # a model without a transformers Cache: plain generate
-            cache.batch_repeat_interleave(len(rows))
-            generate_kwargs = dict(generate_kwargs, past_key_values=cache)
-    return model.generate(input_ids=ids, attention_mask=mask, **generate_kwargs), ids.shape[1]
+    if cache is not None:
+        cache.batch_repeat_interleave(len(rows))
+        generate_kwargs = dict(generate_kwargs, cache=cache)
+    return model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **generate_kwargs), ids.shape[1]
+
+
+_UNSHAREABLE: weakref.WeakSet = weakref.WeakSet()  # models whose prefix cache turned out not to be shareable
+
+
+def _may_share_prefix(model) -> bool:
+    config = getattr(model, "config", None)
+    generation = getattr(model, "generation_config", None)
+    return (model not in _UNSHAREABLE and config is not None and not getattr(config, "is_encoder_decoder", False)
+            and getattr(generation, "cache_implementation", None) is None)
+
+
+def _prefix_cache(model, prefix_ids: torch.Tensor):
+    """The cache of ``prefix_ids (1, P)``, or ``None`` when it is not all plain full-attention layers."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    out = model(input_ids=prefix_ids, attention_mask=torch.ones_like(prefix_ids), use_cache=True, **kwargs)
+    cache = getattr(out, "cache", None)
+    if not isinstance(cache, DynamicCache) or not all(type(layer) is DynamicLayer for layer in cache.layers):
+        _UNSHAREABLE.add(model)
+        return None
+    return cache
 
 
 def sample_completions(
