@@ -335,6 +335,12 @@ def test_quick_compare_end_to_end_and_resume(tmp_path, tiny_model_dir, capsys):
     assert rerun.count("finished, skipped") == 2 and "other settings" not in rerun
     assert json.loads((out / "compare.json").read_text())["paired"] == result["paired"]
 
+    # A report with other strata edges rebuilds the report and leaves the record of the runs' launch alone.
+    launched = (out / "compare_settings.json").read_text()
+    assert main([*argv, "--report_only", "true", "--strata_edges", "0.6"]) == 0
+    assert json.loads((out / "compare.json").read_text())["strata"]["edges"] == [0.6]
+    assert (out / "compare_settings.json").read_text() == launched
+
 
 # ---- rlrt eval --strata-from ------------------------------------------------------------------------------------
 

@@ -511,9 +511,10 @@ def run_compare(args: CompareArguments) -> int:
         raise ValueError(f"--only {unknown}: not a run of this comparison; use 'start', an arm, a seed (s0) or one of "
                          f"{[r.name for r in plan]}.")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare_settings.json").write_text(json.dumps(
-        {"arguments": dict(vars(args)), "runs": {r.name: r.flags for r in plan}}, indent=2,
-        default=str))
+    if not args.report_only:  # the record of how the runs were launched; a report's own settings are in compare.json
+        (out / "compare_settings.json").write_text(json.dumps(
+            {"arguments": dict(vars(args)), "runs": {r.name: r.flags for r in plan}}, indent=2,
+            default=str))
     if not args.report_only:
         if args.only is None or "start" in args.only:
             path = start_path(out)
