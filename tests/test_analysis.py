@@ -13,7 +13,7 @@ import torch
 
 from rlrt.analysis import candidate_shift, token_asymmetry
 from rlrt.analysis.inspect_run import InspectArguments, write_inspection
-from rlrt.analysis.report import ReportArguments, mean_std, write_report
+from rlrt.analysis.report import ReportArguments, load_run, markdown_summary, mean_std, summary_rows, write_report
 
 
 def test_token_asymmetry_by_hand():
@@ -132,6 +132,21 @@ def test_mean_std_text():
     assert mean_std([0.25, -0.125], signed=True) == "+6.2 ± 26.5" and mean_std([-0.094], signed=True) == "-9.4"
 
 
+def test_report_table_names_the_step_of_each_heldout_cell(tmp_path):
+    """A run without a step-0 evaluation (as under rlrt compare): its first held-out score is not the start's."""
+    _fake_run(tmp_path / "a", "grpo", [0.2, 0.3], [(0, 0.25), (4, 0.5)])
+    _fake_run(tmp_path / "b", "grpo", [0.2, 0.3], [(2, 0.5), (4, 0.7)])
+    _fake_run(tmp_path / "c", "rlrt", [0.2, 0.3], [(2, 0.5), (4, 0.75)])
+    runs = {name: load_run(tmp_path / name) for name in "abc"}
+    rows = summary_rows({"grpo": [runs["a"], runs["b"]], "rlrt": [runs["c"]]}, {})
+    assert rows[0]["heldout_first_step"] == [0, 2] and rows[1]["heldout_first_step"] == [2]
+    table = markdown_summary(rows)
+    assert "| variant | runs | steps | held-out first (step) | held-out last (step) |" in table
+    assert "| grpo | 2 | 2 | 37.5 ± 17.7 (steps 0, 2) | 60.0 ± 14.1 (step 4) |" in table
+    assert "| rlrt | 1 | 2 | 50.0 (step 2) | 75.0 (step 4) |" in table
+    assert "not the starting model's score" in table
+
+
 @pytest.mark.slow
 def test_report_numbers_and_plots(tmp_path):
     _fake_run(tmp_path / "g1", "grpo", [0.2, 0.3], [(0, 0.25), (2, 0.5)])
@@ -144,8 +159,9 @@ def test_report_numbers_and_plots(tmp_path):
     assert groups["grpo"]["runs"] == 2 and groups["grpo"]["heldout_last"] == [0.5, 0.7]
     assert groups["rlrt"]["reward_last5"] == [0.5] and groups["rlrt"]["entropy_last5"] == [2.0]
     report = paths["report"].read_text()
-    assert "| grpo | 2 | 2 | 25.0 ± 0.0 | 60.0 ± 14.1 |" in report
-    assert "| rlrt | 1 | 2 | 25.0 | 75.0 |" in report
+    assert "| held-out first (step) | held-out last (step) |" in report
+    assert "| grpo | 2 | 2 | 25.0 ± 0.0 (step 0) | 60.0 ± 14.1 (step 2) |" in report
+    assert "| rlrt | 1 | 2 | 25.0 (step 0) | 75.0 (step 2) |" in report
     for name in ("overview.png", "reward.png", "heldout.png", "entropy.png", "rlrt_weight_mean.png"):
         data = (tmp_path / "out" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000

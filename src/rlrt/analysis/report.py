@@ -146,6 +146,8 @@ def summary_rows(groups: dict[str, list[dict[str, Any]]], shift: dict[str, dict[
         key = heldout_key(runs[0])
         first = [r["heldout"][0][key] for r in runs if r["heldout"] and key in r["heldout"][0]]
         last = [r["heldout"][-1][key] for r in runs if r["heldout"] and key in r["heldout"][-1]]
+        first_steps = [r["heldout"][0].get("step") for r in runs if r["heldout"] and key in r["heldout"][0]]
+        last_steps = [r["heldout"][-1].get("step") for r in runs if r["heldout"] and key in r["heldout"][-1]]
         top_pass = pass_key(runs[0])
         last_pass = [r["heldout"][-1][top_pass] for r in runs
                      if top_pass and r["heldout"] and top_pass in r["heldout"][-1]]
@@ -154,7 +156,8 @@ def summary_rows(groups: dict[str, list[dict[str, Any]]], shift: dict[str, dict[
         rows.append({
             "label": label, "runs": len(runs),
             "steps": max((r["metrics"][-1]["step"] for r in runs if r["metrics"]), default=0),
-            "heldout_metric": key, "heldout_first": first, "heldout_last": last, "pass_metric": top_pass,
+            "heldout_metric": key, "heldout_first": first, "heldout_last": last, "heldout_first_step": first_steps,
+            "heldout_last_step": last_steps, "pass_metric": top_pass,
             "pass_last": last_pass, "reward_last5": [tail(r, "reward") for r in runs],
             "entropy_last5": [tail(r, "entropy") for r in runs],
             "length_last5": [tail(r, "completions/mean_length") for r in runs], "candidate_shift": shifts,
@@ -162,20 +165,37 @@ def summary_rows(groups: dict[str, list[dict[str, Any]]], shift: dict[str, dict[
     return rows
 
 
+def at_steps(values: list[float], steps: list[int | None]) -> str:
+    """``mean_std(values)`` with the training step(s) it was measured at: ``"25.0 (step 0)"``, ``"25.0 ± 1.0
+    (steps 0, 10)"`` when the runs differ; ``""`` for no values."""
+    if not values:
+        return ""
+    known = sorted({s for s in steps if s is not None})
+    where = f" (step {known[0]})" if len(known) == 1 else f" (steps {', '.join(map(str, known))})" if known else ""
+    return mean_std(values) + where
+
+
 def markdown_summary(rows: list[dict[str, Any]]) -> str:
-    lines = ["| variant | runs | steps | held-out first | held-out last | pass@k last | train reward (last 5) | "
+    """The report table; the held-out cells name the step they were measured at, so that a first evaluation after
+    training started (a run without a step-0 evaluation, e.g. one of ``rlrt compare``) is not read as the starting
+    model's score."""
+    lines = ["| variant | runs | steps | held-out first (step) | held-out last (step) | pass@k last | "
+             "train reward (last 5) | "
              "entropy (last 5) | length (last 5) | low-prob → top-1 (per 1k positions) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         shift = (f"{1000 * statistics.fmean(r['candidate_shift']):.2f}" if r["candidate_shift"] else "")
         lines.append(
             f"| {r['label']} | {r['runs']} | {r['steps']} | "
-            f"{mean_std(r['heldout_first'])} | {mean_std(r['heldout_last'])} | "
+            f"{at_steps(r['heldout_first'], r.get('heldout_first_step', []))} | "
+            f"{at_steps(r['heldout_last'], r.get('heldout_last_step', []))} | "
             f"{mean_std(r['pass_last'])} | {mean_std(r['reward_last5'])} | "
             f"{statistics.fmean(r['entropy_last5']):.3f} | {statistics.fmean(r['length_last5']):.1f} | {shift} |"
         )
     metric = rows[0]["heldout_metric"] if rows else "avg@k"
-    return ("Held-out columns are " + str(metric) + " and the largest pass@k, in %, mean ± std over runs.\n\n"
+    return ("Held-out columns are " + str(metric) + " and the largest pass@k, in %, mean ± std over runs, at the "
+            "training step in brackets: step 0 is the starting model; a later first step means the run had no "
+            "step-0 evaluation, so that column is not the starting model's score.\n\n"
             + "\n".join(lines) + "\n")
 
 
