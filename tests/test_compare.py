@@ -181,6 +181,13 @@ def test_comparison_without_start_or_reference():
 # ---- arms and plan ----------------------------------------------------------------------------------------------
 
 
+def test_quick_says_that_it_runs_seed_0_only(capsys):
+    args = CompareArguments(quick=True, seeds=[0, 1])
+    assert args.seeds == [0] and "--quick runs seed 0 only (--seeds 0 1 ignored)" in capsys.readouterr().err
+    CompareArguments(quick=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_arm_specs():
     assert parse_arm("grpo").overrides == {"shaping": "grpo"}
     arm = parse_arm("grpo_ent:shaping=grpo,entropy_coef=0.01")
@@ -340,6 +347,26 @@ def test_quick_compare_end_to_end_and_resume(tmp_path, tiny_model_dir, capsys):
     assert main([*argv, "--report_only", "true", "--strata_edges", "0.6"]) == 0
     assert json.loads((out / "compare.json").read_text())["strata"]["edges"] == [0.6]
     assert (out / "compare_settings.json").read_text() == launched
+
+    # A report over runs trained with other settings says so (stderr, compare.md, compare.json), never silently.
+    capsys.readouterr()
+    assert main([*argv, "learning_rate=1e-5", "--report_only", "true"]) == 0
+    assert capsys.readouterr().err.count("trained with other settings than this plan (learning_rate: ") == 2
+    assert set(json.loads((out / "compare.json").read_text())["settings_drift"]) == {"grpo-s0", "grpo_ent-s0"}
+    assert "**Warning: runs trained with other settings than this plan**" in (out / "compare.md").read_text()
+    # A starting-model evaluation of another held-out set is refused, not mixed in.
+    assert main([*argv, "dataset=chain", "--report_only", "true"]) == 2
+    err = capsys.readouterr().err
+    assert "starting model's evaluation under other settings (dataset: " in err and "-> 'chain:test'" in err, err
+    # The quick runs under the full plan (the command without --quick): explained, and nothing moved or started.
+    full = argv[:argv.index("--quick")] + argv[argv.index("--quick") + 2:]
+    assert main([*full, "--report_only", "true"]) == 1
+    err = capsys.readouterr().err
+    assert "grpo-s0 at step 2 of 60, grpo_ent-s0 at step 2 of 60 finished under a shorter plan" in err, err
+    assert main(full) == 2
+    err = capsys.readouterr().err
+    assert "--quick true" in err and len(err.strip().splitlines()) == 1, err
+    assert (out / "grpo-s0" / "summary.json").is_file() and not (out / "abandoned").exists()
 
 
 # ---- rlrt eval --strata-from ------------------------------------------------------------------------------------

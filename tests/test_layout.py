@@ -78,7 +78,9 @@ def test_every_command_has_the_same_shape(name):
 def test_every_command_answers_help(name, capsys):
     with pytest.raises(SystemExit) as done:
         main([name, "--help"])
-    assert done.value.code == 0 and f"usage: rlrt {name}" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert done.value.code == 0 and f"usage: rlrt {name}" in shown
+    assert "--config FILE" in shown  # read by TRL before argparse, so listed by hand
 
 
 def test_defaults_have_one_source():

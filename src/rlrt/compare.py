@@ -105,6 +105,9 @@ class CompareArguments:
         if self.strata_samples < 1:
             raise ValueError("strata_samples must be >= 1.")
         if self.quick:
+            if list(self.seeds) != [0]:
+                print(f"rlrt compare: --quick runs seed 0 only (--seeds {' '.join(map(str, self.seeds))} ignored)",
+                      file=sys.stderr)
             self.seeds = [0]
             self.strata_samples = min(self.strata_samples, 4)
 
@@ -278,12 +281,37 @@ def finished(run_dir: Path, max_steps: int) -> bool:
     return summary.is_file() and json.loads(summary.read_text()).get("steps", 0) >= max_steps
 
 
+def stopped_short(run_dir: Path, max_steps: int) -> int | None:
+    """The steps of a run that finished (``summary.json``) before ``max_steps`` and kept no checkpoint to continue
+    from (a plan with fewer steps, e.g. ``--quick``); ``None`` for any other run."""
+    from .reliability import last_complete_checkpoint
+
+    summary = run_dir / "summary.json"
+    if not summary.is_file() or last_complete_checkpoint(run_dir) is not None:
+        return None
+    steps = json.loads(summary.read_text()).get("steps", 0)
+    return steps if steps < max_steps else None
+
+
+def short_runs_line(plan: list[PlannedRun], max_steps: dict[str, int]) -> str | None:
+    """One line naming the runs that finished with fewer steps than this plan asks, and what to do; ``None`` if none."""
+    short = [(r, n) for r in plan if (n := stopped_short(r.run_dir, max_steps[r.name])) is not None]
+    if not short:
+        return None
+    named = ", ".join(f"{r.name} at step {n} of {max_steps[r.name]}" for r, n in short[:3])
+    more = f" and {len(short) - 3} more" if len(short) > 3 else ""
+    return (f"{named}{more} finished under a shorter plan and kept no checkpoint to continue from: pass the flags "
+            f"they were launched with ({short[0][0].run_dir.parent / 'compare_settings.json'} records them, e.g. "
+            "--quick true), or move those run folders away to train them again.")
+
+
 def set_aside_unresumable(run_dir: Path, out: Path) -> Path | None:
     """Move a run stopped before its first complete checkpoint to ``out/abandoned/`` (kept, not deleted), so the
     run can start over: `rlrt train` refuses to write over logs it cannot resume. Returns the new place."""
     from .reliability import last_complete_checkpoint
 
-    if not (run_dir / "metrics.jsonl").is_file() or last_complete_checkpoint(run_dir) is not None:
+    if (not (run_dir / "metrics.jsonl").is_file() or (run_dir / "summary.json").is_file()
+            or last_complete_checkpoint(run_dir) is not None):
         return None
     target = out / "abandoned" / f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -331,6 +359,17 @@ def train_command(flags: dict[str, Any], launcher: str | None) -> list[str]:
 
 def start_path(out: Path) -> Path:
     return out / "start" / "results.json"
+
+
+def start_drift(path: Path, train_args) -> list[str]:
+    """What a starting-model ``results.json`` records differently from a run's parsed ``TrainArguments`` (model,
+    held-out set), as ``key: recorded -> planned``; strata and curves of another model or data set are meaningless."""
+    if not path.is_file():
+        return []
+    record = json.loads(path.read_text())["results"][0]
+    planned = {"model": train_args.model, "dataset": train_args.eval_dataset}
+    return [f"{key}: {record.get(key)!r} -> {value!r}" for key, value in planned.items()
+            if value is not None and record.get(key) is not None and str(record[key]) != str(value)]
 
 
 START_CHUNK = 16  # held-out problems per resumable chunk of the starting model's evaluation
@@ -455,8 +494,14 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
     out = Path(args.output_dir)
     done = [r for r in plan if finished(r.run_dir, max_steps[r.name])]
     if not done:
-        print("rlrt compare: no finished runs yet; nothing to report", file=sys.stderr)
+        short = short_runs_line(plan, max_steps)
+        print(f"rlrt compare: no finished runs yet; nothing to report{f' ({short})' if short else ''}",
+              file=sys.stderr)
         return None
+    drift = {r.name: d for r in done if (d := settings_drift(r))}
+    for name, changes in drift.items():
+        print(f"rlrt compare: warning: {name} was trained with other settings than this plan ({'; '.join(changes)})",
+              file=sys.stderr)
     runs = {(r.arm, r.seed): evaluations_from_records(read_jsonl(r.run_dir / "heldout.jsonl"), str(r.run_dir))
             for r in done}
     start = load_start(start_path(out))
@@ -467,6 +512,7 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
     result["runs"] = {"planned": [r.name for r in plan], "finished": [r.name for r in done]}
     result["dynamics"] = {r.name: run_dynamics(read_jsonl(r.run_dir / "metrics.jsonl")) for r in done}
     result["settings"] = plan_settings(args, plan)
+    result["settings_drift"] = drift
     (out / "compare.json").write_text(json.dumps(result, indent=1))
     curves = plot_pass_curves(result, out / "pass_at_k.png")
     paths = write_run_report(ReportArguments(
@@ -474,6 +520,9 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
         skip_shift=args.skip_shift, shift_contexts=4 if args.quick else 64,
         shift_max_new_tokens=int(done[0].flags.get("max_completion_length", 48))))
     start_note = "" if start else ("\nNo starting-model evaluation yet (`--only start`): no strata, no start curve.\n")
+    if drift:
+        start_note += ("\n**Warning: runs trained with other settings than this plan** (recorded -> planned): "
+                       + "; ".join(f"{name}: {', '.join(changes)}" for name, changes in drift.items()) + ".\n")
     images = "".join(f"![{p.stem}]({p.relative_to(out)})\n" for p in (curves, paths["overview"]) if p)
     (out / "compare.md").write_text(
         f"# rlrt compare ({len(done)}/{len(plan)} runs finished)\n\n{start_note}{markdown_comparison(result)}\n"
@@ -510,18 +559,25 @@ def run_compare(args: CompareArguments) -> int:
     if unknown:
         raise ValueError(f"--only {unknown}: not a run of this comparison; use 'start', an arm, a seed (s0) or one of "
                          f"{[r.name for r in plan]}.")
+    anchor = next((r for r in plan if r.arm == args.reference), plan[0])
+    drift = start_drift(start_path(out), parsed[anchor.name][0])
+    if drift:
+        raise ValueError(f"{start_path(out)} is the starting model's evaluation under other settings "
+                         f"({'; '.join(drift)}): pass the flags it was made with, or move it away to evaluate the "
+                         "starting model again.")
+    short = None if args.report_only else short_runs_line([r for r in plan if selected(r, args.only)], max_steps)
+    if short:
+        raise ValueError(short)
     out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:  # the record of how the runs were launched; a report's own settings are in compare.json
         (out / "compare_settings.json").write_text(json.dumps(
             {"arguments": dict(vars(args)), "runs": {r.name: r.flags for r in plan}}, indent=2,
             default=str))
-    if not args.report_only:
         if args.only is None or "start" in args.only:
             path = start_path(out)
             if path.is_file():
                 print(f"starting model: evaluated ({path})", flush=True)
             else:
-                anchor = next((r for r in plan if r.arm == args.reference), plan[0])
                 train_args, config = parsed[anchor.name]
                 final = train_args.eval_final_samples or train_args.eval_samples
                 print(f"starting model: {args.strata_samples} + {final} samples per held-out problem", flush=True)

@@ -18,6 +18,9 @@ def parse_arguments(dataclass_types, argv: list[str], prog: str, description: st
     # No prefix abbreviations: `--num_sample` must not silently mean `--num_samples`.
     parser = TrlParser(dataclass_types, prog=prog, description=description, allow_abbrev=False)
     parser.error = _usage_error  # one line, not the usage of every flag
+    # TRL reads --config itself, before argparse, so argparse's own help would not list it.
+    parser.epilog = ("--config FILE   a YAML file of option: value lines (the options above, without '--'); flags on "
+                     "the command line override it.")
     parser.set_defaults(**(defaults or {}))
     config_file = _check_config_file(argv)
     *parsed, from_config, from_flags = parser.parse_args_and_config(
