@@ -136,3 +136,91 @@ def test_shared_prefix_length_by_hand():
     assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
     assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2  # every row keeps its last token to feed the model
     assert shared_prefix_length([[7], [7, 8]]) == 0 and shared_prefix_length([]) == 0
+
+
+# ---- rlrt eval --strata-from: which result of the file, and a subset of its problems ---------------------------
+
+
+def test_canonical_spec_spells_one_split_one_way(tmp_path, monkeypatch):
+    from rlrt.data.registry import canonical_spec
+
+    assert canonical_spec("chain") == canonical_spec("chain:train") == "chain:train"
+    assert canonical_spec("default:test") == canonical_spec("addition:test") == "addition:test"
+    assert canonical_spec("rg:chain_sum") == "rg:chain_sum:train" and canonical_spec("math500") == "math500:test"
+    assert canonical_spec("chain:test") != canonical_spec("addition:test")
+    assert canonical_spec("chain:test") != canonical_spec("chain")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.jsonl").write_text('{"question": "1+1?", "answer": "2"}\n')
+    assert canonical_spec("data/x.jsonl") == canonical_spec("./data/x.jsonl") == str(tmp_path / "data" / "x.jsonl")
+    assert canonical_spec(str(tmp_path / "data" / "x.jsonl")) == canonical_spec("data/../data/x.jsonl")
+
+
+def _start(dataset, answers, correct=None):
+    correct = correct or [[0, 1]] * len(answers)
+    result = {"problems": [{"answer": a, "correct": c} for a, c in zip(answers, correct)]}
+    return {**({"dataset": dataset} if dataset is not None else {}), **result}
+
+
+def test_strata_from_results_takes_the_evaluated_dataset_or_refuses():
+    from rlrt.evaluation.strata import strata_from_results
+
+    with pytest.raises(ValueError) as err:  # the reported case: a file for addition:test, evaluating chain:test
+        strata_from_results({"results": [_start("addition:test", ["30"])]}, "chain:test")
+    assert str(err.value).startswith("the --strata-from file holds an evaluation of addition:test, not chain:test: ")
+    assert "--dataset chain:test" in str(err.value) and "problem 0" not in str(err.value)
+    with pytest.raises(ValueError, match="holds evaluations of addition:test, chain, not chain:test"):
+        strata_from_results({"results": [_start("addition:test", ["1"]), _start("chain", ["2"])]}, "chain:test")
+    # Another spelling of the same split is the same dataset; of several results, the evaluated dataset's is taken.
+    payload = {"results": [_start("addition:test", ["1"]), _start("default:train", ["2"]), _start("chain", ["3"])]}
+    assert strata_from_results(payload, "addition:train")[2] == ["2"]
+    assert strata_from_results(payload, "chain:train")[2] == ["3"]
+    # The file's only result, naming no dataset: nothing contradicts it (the answers are checked next).
+    assert strata_from_results({"results": [_start(None, ["7"])]}, "chain:test")[2] == ["7"]
+    with pytest.raises(ValueError, match="holds an evaluation of addition:test, not chain:test"):
+        strata_from_results({"results": [_start(None, ["7"]), _start("addition:test", ["8"])]}, "chain:test")
+
+
+def test_strata_of_an_evaluation_on_the_first_problems_of_the_start():
+    from rlrt.evaluation.strata import strata_from_results, strata_summary
+
+    start = {"strata_samples": 2, "results": [_start("d", ["1", "2", "3", "4"], [[0, 0], [1, 0], [1, 1], [0, 0]])]}
+    counts, samples, answers = strata_from_results(start, "d")
+    problems = [{"answer": a, "correct": [1.0, 1.0]} for a in "123"]  # --limit 3 of the start's 4
+    table = strata_summary(problems, counts, samples, answers)
+    assert {k: v["problems"] for k, v in table["strata"].items()} == {"never": 1, "<60%": 1, ">=60%": 1}
+    with pytest.raises(ValueError, match="has 4 problems and this one 5: evaluate the same dataset with --limit 4 or "
+                                         "less"):
+        strata_summary(problems + [{"answer": a, "correct": [1.0]} for a in "45"], counts, samples, answers)
+    with pytest.raises(ValueError, match=r"problem 1 of the --strata-from evaluation has the answer '2' and this one "
+                                         r"'9' \(this evaluation's 2 problems must be the first 2 of its 4\)"):
+        strata_summary([problems[0], {"answer": "9", "correct": [1.0]}], counts, samples, answers)
+
+
+def test_eval_limit_takes_the_first_problems_of_the_strata_file(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    from rlrt.cli import main
+    from rlrt.data.registry import load_task
+
+    answers = load_task("addition", split="test", limit=6)["answer"]
+    start = tmp_path / "start.json"
+    start.write_text(json.dumps({"strata_samples": 2, "results": [_start(
+        "default:test", answers, [[0, 0], [1, 0], [1, 1], [1, 1], [0, 0], [0, 0]])]}))
+    out = tmp_path / "eval"
+    argv = ["eval", "--model", str(tiny_model_dir), "--dataset", "addition:test", "--limit", "3", "--num_samples",
+            "2", "--max_new_tokens", "4", "--bf16", "false", "--output_dir", str(out), "--strata-from", str(start)]
+    assert main(argv) == 0
+    result = json.loads((out / "results.json").read_text())["results"][0]
+    assert [p["answer"] for p in result["problems"]] == answers[:3]
+    assert {k: v["problems"] for k, v in result["strata"]["strata"].items()} == {"never": 1, "<60%": 1, ">=60%": 1}
+    import rlrt.models
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the --strata-from check")
+
+    monkeypatch.setattr(rlrt.models, "load_model", no_model)
+    capsys.readouterr()
+    other = argv[:argv.index("--dataset") + 1] + ["chain:test"] + argv[argv.index("--dataset") + 2:]
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "the --strata-from file holds an evaluation of default:test, not chain:test" in err
+    assert "problem 0" not in err

@@ -37,6 +37,24 @@ def held_out_split_of(spec: str) -> str | None:
     return None
 
 
+def canonical_spec(spec: str) -> str:
+    """The one spelling of a ``--dataset`` spec, so that two specs name the same split exactly when their canonical
+    forms are equal: the default split written out (``"chain"`` -> ``"chain:train"``, ``"math500"`` ->
+    ``"math500:test"``, a hub preset's first split), ``"default"`` as ``"addition"``, a local file as its absolute,
+    normalized path (``"./data/x.jsonl"`` -> ``"/home/me/data/x.jsonl"``, resolved against the current folder).
+    Anything else is returned as given. Dataset options (difficulty, seed) are not part of a spec."""
+    name, split = split_spec(str(spec))
+    if name == "default":
+        name = DEFAULT_TASK
+    if name in (DEFAULT_TASK, CHAIN_TASK) or name.startswith("rg:"):
+        split = split or "train"
+    elif name in HUB_PRESETS:
+        split = split or HUB_PRESETS[name].splits[0]
+    elif split is None and (Path(name).suffix.lower() in LOCAL_FORMATS or Path(name).expanduser().exists()):
+        name = str(Path(name).expanduser().absolute().resolve())
+    return f"{name}:{split}" if split else name
+
+
 def parse_dataset_options(text: str | None) -> dict[str, Any]:
     """``--dataset_options`` (a JSON object, or empty) as a dict; anything else raises ``ValueError``."""
     import json

@@ -161,12 +161,15 @@ class EvalArguments:
     )
     strata_from: str | None = field(
         default=None,
-        metadata={"help": "The starting model's results.json (of rlrt eval, or rlrt compare's start/results.json): "
-                  "report avg@k and the pass@k curve per difficulty stratum of its per-problem accuracy."},
+        metadata={"help": "The starting model's results.json (of rlrt eval, or rlrt compare's start/results.json) "
+                  "on the same dataset: report avg@k and the pass@k curve per difficulty stratum of its per-problem "
+                  "accuracy. --limit N below its problem count takes its first N problems. Give the --strata_edges "
+                  "the comparison used (e.g. --strata_edges 0.1 for experiments/where-rlrt-helps.yaml)."},
     )
     strata_edges: list[float] = field(
         default_factory=lambda: list(DEFAULT_STRATA_EDGES),
-        metadata={"help": "Strata edges after 'never solved' (0.6: never, <60%%, >=60%%)."},
+        metadata={"help": "Strata edges after 'never solved' (0.6: never, <60%%, >=60%%); with --strata-from, "
+                  "the edges of the comparison it came from (rlrt compare's strata_edges)."},
     )
 
     def __post_init__(self):
@@ -198,7 +201,13 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
     datasets, options = {}, parse_dataset_options(args.dataset_options)
     for spec in args.dataset:
         name, split = split_spec(spec)
-        datasets[spec] = load_task(name, split=split, limit=args.limit, **options)
+        start_size = len(start_strata[spec][2]) if start_strata is not None else None
+        if start_size is not None and args.limit is not None and args.limit < start_size:
+            # The start's problems, then their first --limit: the same rows even where a generator's rows depend on
+            # how many are drawn (reasoning-gym's acre does), not just the rows a smaller --limit would draw.
+            datasets[spec] = load_task(name, split=split, limit=start_size, **options).select(range(args.limit))
+        else:
+            datasets[spec] = load_task(name, split=split, limit=args.limit, **options)
         if start_strata is not None:  # before any model loads or samples, not after
             check_same_problems(start_strata[spec][2], datasets[spec]["answer"], spec)
     verifier = MathVerifier()

@@ -89,10 +89,30 @@ def per_stratum(correct: Sequence[int | None], samples: int, strata: Sequence[st
 def strata_from_results(payload: dict, dataset: str | None = None) -> tuple[list[int | None], int, list]:
     """``(correct counts, samples, answers)`` per problem of a starting model's ``results.json`` (``rlrt eval``'s,
     or ``rlrt compare``'s ``start/results.json``): counted over its first ``strata_samples`` samples when the file
-    names them, else over all. Picks the result on ``dataset`` when the file holds several; raises ``ValueError``
-    when it holds no per-problem samples."""
+    names them, else over all.
+
+    With ``dataset`` (a ``--dataset`` spec) the result is the first one on that dataset, compared by
+    ``rlrt.data.registry.canonical_spec``: ``chain`` and ``chain:train``, ``default:test`` and ``addition:test``, or
+    a local file's relative and absolute path are the same dataset. A result that records no dataset at all is used
+    when it is the file's only one (its problems' answers are checked against the evaluated ones afterwards); a file
+    whose results are all on other datasets is refused. Raises ``ValueError`` with what to give instead, or when
+    the file holds no per-problem samples."""
+    from ..data.registry import canonical_spec
+
     results = payload.get("results") or []
-    chosen = next((r for r in results if r.get("dataset") == dataset), results[0] if results else None)
+    chosen = results[0] if results else None
+    if dataset is not None and results:
+        wanted = canonical_spec(dataset)
+        chosen = next((r for r in results if r.get("dataset") is not None
+                       and canonical_spec(r["dataset"]) == wanted), None)
+        if chosen is None and len(results) == 1 and results[0].get("dataset") is None:
+            chosen = results[0]
+        if chosen is None:
+            held = list(dict.fromkeys(str(r.get("dataset")) for r in results if r.get("dataset") is not None))
+            what = "an evaluation of " + held[0] if len(held) == 1 else "evaluations of " + ", ".join(held)
+            raise ValueError(f"the --strata-from file holds {what}, not {dataset}: give the starting model's "
+                             f"results.json on {dataset} (rlrt eval --model <starting model> --dataset {dataset}), "
+                             f"or evaluate --dataset {held[0]}.")
     if not chosen or not chosen.get("problems"):
         raise ValueError("the --strata-from file has no per-problem samples: give the results.json that `rlrt eval` "
                          "wrote for the starting model (or compare's start/results.json).")
@@ -104,25 +124,31 @@ def strata_from_results(payload: dict, dataset: str | None = None) -> tuple[list
 
 def check_same_problems(start_answers: Sequence, answers: Sequence, dataset: str = "") -> None:
     """Raises ``ValueError`` naming the difference (the problem counts, or the first problem whose gold answer
-    differs) unless ``answers`` are the starting evaluation's ``start_answers``, problem for problem."""
+    differs) unless ``answers`` are the starting evaluation's ``start_answers`` problem for problem, or their first
+    ``len(answers)`` ones: ``--limit N`` takes a dataset's first N problems in the same order (every loader of
+    ``rlrt.data`` cuts its rows after ordering them), so a subset of the start's problems is a prefix of them."""
     where = f" on {dataset}" if dataset else ""
-    if len(answers) != len(start_answers):
+    if len(answers) > len(start_answers):
         raise ValueError(f"the --strata-from evaluation{where} has {len(start_answers)} problems and this one "
-                         f"{len(answers)}: evaluate the same dataset with the same --limit.")
+                         f"{len(answers)}: evaluate the same dataset with --limit {len(start_answers)} or less (its "
+                         "first problems; strata exist for the evaluated problems only).")
     for i, (a, b) in enumerate(zip(answers, start_answers)):
         if str(a) != str(b):
+            subset = (f" (this evaluation's {len(answers)} problems must be the first {len(answers)} of its "
+                      f"{len(start_answers)})" if len(answers) < len(start_answers) else "")
             raise ValueError(f"problem {i} of the --strata-from evaluation{where} has the answer {str(b)!r} and this "
-                             f"one {str(a)!r}: evaluate the same dataset (same options and order) with the same "
-                             "--limit.")
+                             f"one {str(a)!r}{subset}: evaluate the same dataset (same options and order) with the "
+                             "same --limit or a smaller one.")
 
 
 def strata_summary(problems: Sequence[dict], start_counts: Sequence[int | None], start_samples: int,
                    start_answers: Sequence, edges: Sequence[float] = DEFAULT_STRATA_EDGES) -> dict:
     """Per-stratum avg@k (with the problem count) and pass@k curve of one evaluation (``problems``: its rows with
-    ``correct`` per sample and ``answer``), with strata from the starting model's counts. Raises ``ValueError``
-    when the two evaluations are not on the same problems in the same order."""
+    ``correct`` per sample and ``answer``), with strata from the starting model's counts (its first
+    ``len(problems)`` when the evaluation is on a prefix of the start's problems, as with a smaller ``--limit``).
+    Raises ``ValueError`` when the evaluation's problems are not the start's, or their first ones, in order."""
     check_same_problems(start_answers, [p.get("answer") for p in problems])
-    strata = assign_strata(start_counts, start_samples, edges)
+    strata = assign_strata(start_counts[:len(problems)], start_samples, edges)
     rows = [p["correct"] for p in problems]
     samples = min(len(r) for r in rows)
     counts = [None if any(x is None for x in r[:samples]) else int(sum(r[:samples])) for r in rows]
