@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -539,6 +540,63 @@ def test_resume_may_change_logging_saving_and_length(tmp_path):
                             "rlrt.report_to", "rlrt.disable_tqdm"}
 
 
+def test_code_record_names_the_commit_of_the_source_tree(tmp_path, monkeypatch):
+    import subprocess
+    from importlib import metadata
+
+    from rlrt import provenance
+
+    def git(*args, cwd=tmp_path / "repo"):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                              capture_output=True, text=True).stdout.strip()
+
+    package = tmp_path / "repo" / "src" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("x = 1\n")
+    (tmp_path / "repo" / "notes.md").write_text("a\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    head = git("rev-parse", "HEAD")
+    assert provenance.git_state(package) == {"commit": head, "uncommitted_changes": False}
+    (tmp_path / "repo" / "notes.md").write_text("b\n")  # outside the source tree: not the code
+    assert provenance.git_state(package)["uncommitted_changes"] is False
+    (package / "__init__.py").write_text("x = 2\n")
+    assert provenance.git_state(package) == {"commit": head, "uncommitted_changes": True}
+    copy = tmp_path / "repo" / "venv" / "pkg"  # an installed copy inside another checkout is not its code
+    copy.mkdir(parents=True)
+    (copy / "__init__.py").write_text("x = 1\n")
+    none = {"commit": None, "uncommitted_changes": None}
+    assert provenance.git_state(copy) == none
+    (tmp_path / "plain").mkdir()
+    assert provenance.git_state(tmp_path / "plain") == none  # not a checkout
+
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(provenance.subprocess, "run", no_git)
+    assert provenance.git_state(package) == none
+    record = provenance.code_record(package)
+    assert record["commit"] is None and record["rlrt"] == metadata.version("rlrt")
+    assert record["packages"] == {name: metadata.version(name) for name in ("trl", "transformers", "torch")}
+
+
+def test_config_record_holds_the_code_and_a_new_commit_is_no_settings_change(tmp_path):
+    import subprocess
+
+    import rlrt
+    from rlrt.run import resume_changes
+
+    first = _record([])
+    source = Path(rlrt.__file__).parent
+    checkout = subprocess.run(["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert first["code"]["commit"] == (checkout.stdout.strip() if checkout.returncode == 0 else None)
+    assert set(first["code"]) == {"rlrt", "commit", "uncommitted_changes", "packages"}
+    now = _record([])
+    now["code"] = {**now["code"], "commit": "0" * 40, "uncommitted_changes": True, "rlrt": "9.9"}
+    assert resume_changes(first, now, tmp_path) == {}
+
+
 @pytest.mark.slow
 def test_resume_refusal_and_record_end_to_end(tmp_path, tiny_model_dir, capsys):
     from rlrt.cli import main
@@ -558,6 +616,7 @@ def test_resume_refusal_and_record_end_to_end(tmp_path, tiny_model_dir, capsys):
     assert saved["rlrt"]["max_steps"] == 1 and saved["rlrt"]["logging_steps"] == 1  # the first start's settings
     assert saved["resumes"] == [{**saved["resumes"][0], "step": 1,
                                  "changed": {"rlrt.max_steps": [1, 2], "rlrt.logging_steps": [1, 2]}}]
+    assert saved["code"]["packages"]["trl"] and saved["resumes"][0]["code"]["packages"] == saved["code"]["packages"]
 
 
 def test_chat_template_rejecting_the_system_role_fails_when_the_trainer_is_built(tmp_path, tiny_model_dir):

@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "rlrt"
 
 # A module may import from a lower layer or from its own subpackage, never from its layer or above.
 LAYERS = {
-    "io": 0, "text": 0, "models": 0, "algorithms": 0, "reliability": 0,
+    "io": 0, "text": 0, "models": 0, "algorithms": 0, "reliability": 0, "provenance": 0,
     "data": 1, "teacher": 1, "rewards": 1, "parsing": 1,
     "config": 2, "evaluation": 2,
     "step": 3,

@@ -1,6 +1,7 @@
 """``rlrt train``: train with RLRT or a baseline (``--shaping``); every GRPOConfig field is a flag.
 
-The training job: model, data, rewards, trainer, run folder. A run folder holds ``config.json`` (everything used),
+The training job: model, data, rewards, trainer, run folder. A run folder holds ``config.json`` (everything used, and
+under ``"code"`` the rlrt version, git commit and library versions that trained it: ``rlrt.provenance``),
 ``metrics.jsonl``/``metrics.csv`` (every log entry), ``heldout.jsonl`` (held-out avg@k/pass@k by step), ``final/``
 (model and tokenizer) and ``summary.json`` / ``summary.md``. ``shaping="sdpo"`` trains with TRL's SDPOTrainer
 (``rlrt.baselines.sdpo``) into the same folder.
@@ -269,14 +270,18 @@ def truncate_log(path: Path, last_step: int) -> None:
 
 
 def config_record(train_args: TrainArguments, config: RLRTConfig, trainer_config=None) -> dict[str, Any]:
-    """Both argument sets as JSON-safe dicts, and the config the TRL trainer actually gets when it is not ``config``
-    (the ``SDPOConfig`` of ``shaping="sdpo"``, under ``"sdpo"``)."""
+    """Both argument sets as JSON-safe dicts (``"train"``, ``"rlrt"``), the config the TRL trainer actually gets when
+    it is not ``config`` (the ``SDPOConfig`` of ``shaping="sdpo"``, under ``"sdpo"``), and the code that trains
+    (``rlrt.provenance.code_record``, under ``"code"``: not a setting, so ``resume_changes`` does not compare it)."""
+    from .provenance import code_record
+
     def safe(obj):
         return json.loads(json.dumps(dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj, default=str))
 
     record = {"train": safe(train_args), "rlrt": json.loads(config.to_json_string())}
     if trainer_config is not None:
         record["sdpo"] = json.loads(trainer_config.to_json_string())
+    record["code"] = code_record()
     return record
 
 
@@ -338,7 +343,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
                 truncate_log(run_dir / log, step)
             first = first if first is not None else record
             resume = {"step": step, "checkpoint": str(checkpoint), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      "changed": changed}
+                      "changed": changed, "code": record["code"]}  # the code that trains from here on
             first["resumes"] = [*first.get("resumes", []), resume]
             (run_dir / "config.json").write_text(json.dumps(first, indent=2))  # the first start's settings stay
     elif main_process:
