@@ -617,6 +617,8 @@ def test_resume_refusal_and_record_end_to_end(tmp_path, tiny_model_dir, capsys):
     assert saved["resumes"] == [{**saved["resumes"][0], "step": 1,
                                  "changed": {"rlrt.max_steps": [1, 2], "rlrt.logging_steps": [1, 2]}}]
     assert saved["code"]["packages"]["trl"] and saved["resumes"][0]["code"]["packages"] == saved["code"]["packages"]
+    card = (run / "README.md").read_text()  # TRL's model card, written with each checkpoint
+    assert f"fine-tuned version of `{tiny_model_dir}`" in card and "huggingface.co/None" not in card
 
 
 def test_chat_template_rejecting_the_system_role_fails_when_the_trainer_is_built(tmp_path, tiny_model_dir):

@@ -47,6 +47,7 @@ def test_pinned_versions_match_the_installed_ones():
         (Trainer, "_save_checkpoint", ["self", "model", "trial"]),
         (Trainer, "_load_optimizer_and_scheduler", ["self", "checkpoint"]),
         (Trainer, "_issue_warnings_after_load", ["self", "load_result"]),
+        (GRPOTrainer, "create_model_card", ["self", "model_name", "dataset_name", "tags"]),
     ],
 )
 def test_overridden_methods_keep_their_signature(owner, name, expected):
@@ -127,6 +128,35 @@ def test_trainer_attributes(tiny_model_dir, tokenizer, tmp_path):
     assert isinstance(trainer.is_deepspeed_enabled, bool) and isinstance(trainer.is_fsdp_enabled, bool)
     assert trainer.callback_handler.callbacks
     assert trainer._get_output_dir(trial=None) == str(tmp_path)
+
+
+def test_model_card_names_the_base_model(tiny_model_dir, tokenizer, tmp_path):
+    """TRL 1.16 writes ``fine-tuned version of [None](https://huggingface.co/None)`` for a model in a local folder;
+    ``RLRTTrainer.create_model_card`` names it instead (a hub id keeps its link)."""
+    from datasets import Dataset
+
+    from rlrt import RLRTConfig, RLRTTrainer
+    from rlrt.rewards import parity_reward
+    from rlrt.trainer import BROKEN_BASE_LINK
+
+    config = RLRTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4, max_steps=1,
+                        report_to="none", bf16=False, max_completion_length=4)
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": "1+1?"}], "answer": "2"}] * 4)
+    trainer = RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward], args=config,
+                          train_dataset=dataset, processing_class=tokenizer)
+    card = tmp_path / "README.md"
+    GRPOTrainer.create_model_card(trainer, model_name="run")
+    assert BROKEN_BASE_LINK in card.read_text()  # TRL's own card: what the override mends
+    trainer.create_model_card(model_name="run")
+    assert "huggingface.co/None" not in card.read_text()
+    assert f"fine-tuned version of `{tiny_model_dir}`" in card.read_text()
+    trainer.base_model_name = "smollm2-135m"  # as rlrt train sets it from --model
+    trainer.create_model_card(model_name="run")
+    assert "fine-tuned version of `smollm2-135m` (rlrt's embedded SmolLM2-135M-Instruct" in card.read_text()
+    trainer.base_model_name = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    trainer.create_model_card(model_name="run")
+    assert ("fine-tuned version of [HuggingFaceTB/SmolLM2-135M-Instruct]"
+            "(https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct)") in card.read_text()
 
 
 def test_step_counter_and_save_total_limit_are_read_where_the_package_expects():

@@ -350,6 +350,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         (run_dir / "config.json").write_text(json.dumps(record, indent=2))
     trainer = build_trainer(model_path, reward_funcs, config, train_dataset, processing_class=tokenizer,
                             peft_config=peft_config)
+    trainer.base_model_name = train_args.model  # the model card names it, not the folder it resolved to
     trainer.add_callback(MetricsFileCallback(run_dir))
     if config.disable_tqdm:
         trainer.remove_callback(PrinterCallback)

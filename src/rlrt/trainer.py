@@ -26,13 +26,15 @@ Private members called or read: ``_get_per_token_logps_and_entropies`` (the teac
 ``Trainer._get_output_dir``, ``GRPOTrainer._tokenizer`` (pad id), and ``GRPOTrainer._metrics``, written only through
 ``ReliableTrainerMixin.log_metric``. Public TRL attributes read: ``num_generations``, ``reward_func_names``,
 ``chat_template_kwargs``, ``processing_class``, ``accelerator``, ``is_deepspeed_enabled``/``is_fsdp_enabled``. The
-public ``compute_loss`` is wrapped by the mixin (non-finite loss guard).
+public ``compute_loss`` is wrapped by the mixin (non-finite loss guard), and the public ``create_model_card`` by
+``RLRTTrainer`` (it names a base model in a local folder, where TRL writes a link to ``huggingface.co/None``).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,10 +45,26 @@ from trl import GRPOTrainer
 from .algorithms.shaping import lambda_at_step
 from .config import RLRTConfig
 from .data.loaders import answer_problem
+from .models import DEFAULT_MODEL_ALIASES
 from .reliability import ReliableTrainerMixin
 from .step import Rollouts, score_with_teacher, shape_rollouts, teacher_batch_size
 from .teacher import TeacherWeights
 from .text import completion_text
+
+BROKEN_BASE_LINK = "[None](https://huggingface.co/None)"  # TRL's model card for a base model in a local folder
+
+
+def base_model_link(name: str) -> str:
+    """The base model as a model card names it: a hub id (``org/name``, not a local folder) as its hub link, the
+    embedded model as ``smollm2-135m`` with what it is, any other name or path in backticks; ``"an unnamed
+    model"`` for ``""``."""
+    if not name:
+        return "an unnamed model"
+    if name.lower() in DEFAULT_MODEL_ALIASES:
+        return f"`{name}` (rlrt's embedded SmolLM2-135M-Instruct, dequantized from a Q4_1 GGUF)"
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")) and not Path(name).expanduser().exists():
+        return f"[{name}](https://huggingface.co/{name})"
+    return f"`{name}`"
 
 
 class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
@@ -61,6 +79,7 @@ class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
 
     _tag_names = ["trl", "grpo", "rlrt"]
     _name = "RLRT"
+    base_model_name: str | None = None  # the model as the user named it (`rlrt train --model`), for the model card
 
     def __init__(self, model, reward_funcs, args: RLRTConfig | None = None, train_dataset=None, **kwargs):
         if args is None:
@@ -91,6 +110,22 @@ class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
             )
             if args.teacher_weights == "ema":
                 self.add_callback(_TeacherEMACallback(self))
+
+    def create_model_card(self, model_name: str | None = None, dataset_name: str | None = None,
+                          tags: str | list[str] | None = None) -> None:
+        """TRL's model card (``README.md`` in ``output_dir``, written with every checkpoint), naming the base model.
+
+        TRL links the base model on the hub from ``config._name_or_path``; for a local folder (the embedded model,
+        a run's ``final/``) it writes ``fine-tuned version of [None](https://huggingface.co/None)``. That link
+        becomes ``base_model_link(base_model_name or the folder)``."""
+        super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags)
+        card = Path(self.args.output_dir) / "README.md"
+        if not self.is_world_process_zero() or not card.is_file():
+            return
+        text = card.read_text()
+        if BROKEN_BASE_LINK in text:
+            name = self.base_model_name or self.accelerator.unwrap_model(self.model).config.name_or_path
+            card.write_text(text.replace(BROKEN_BASE_LINK, base_model_link(name)))
 
     # ------------------------------------------------------------------------------------------ setup
 
