@@ -388,8 +388,12 @@ def test_strata_summary_by_hand():
     assert {k: (v["problems"], v["avg"]) for k, v in table.items()} == {"never": (1, 0.5), "<60%": (1, 0.0),
                                                                          ">=60%": (2, 0.75)}
     assert table[">=60%"]["pass"] == pytest.approx({1: 0.75, 2: 1.0})
-    with pytest.raises(ValueError, match="has 4 problems and this one 3: evaluate the same dataset"):
-        strata_summary(problems[:3], counts[:3], samples, answers)  # answers 1-3 against 1-4
+    # The first 3 problems of the start's 4 (a smaller --limit) keep their own strata; more problems are refused.
+    first = strata_summary(problems[:3], counts, samples, answers)["strata"]
+    assert {k: (v["problems"], v["avg"]) for k, v in first.items()} == {"never": (1, 0.5), "<60%": (1, 0.0),
+                                                                         ">=60%": (1, 1.0)}
+    with pytest.raises(ValueError, match="has 4 problems and this one 5: evaluate the same dataset"):
+        strata_summary(problems + [{"answer": "5", "correct": [1.0, 0.0]}], counts, samples, answers)
     with pytest.raises(ValueError, match="problem 2 of the --strata-from evaluation has the answer '3' and this one "
                                          "'7'"):
         strata_summary(problems[:2] + [{"answer": "7", "correct": [1.0]}] + problems[3:], counts, samples, answers)
