@@ -176,6 +176,9 @@ def main(argv=None) -> int:
     record = json.loads(out.read_text()) if out.exists() else {}
     if args.mode == "from_start":
         record["heldout"] = from_start(Path(args.start), args.samples or 32)
+        record["heldout_note"] = (
+            f"from {args.start}: {record['heldout']['problems']} held-out problems"
+            + ("" if record["heldout"]["complete"] else " (partial: rerun from_start once the evaluation finishes)"))
         print(json.dumps({k: v for k, v in record["heldout"].items() if k != "per_problem_correct"}, indent=2))
         out.write_text(json.dumps(record, indent=2))
         return 0

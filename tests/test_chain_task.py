@@ -183,6 +183,12 @@ def test_calibration_from_compare_start_evaluation(tmp_path):
     assert section["strata"] == {"never": 3, "<60%": 1, ">=60%": 4} and not section["complete"]
     assert section["summary"]["avg@32"] == pytest.approx((32 + 32 + 12 + 24 + 32) / 32 / 8)
     assert section["summary_all_samples"]["avg@64"] == pytest.approx((33 + 64 + 12 + 24 + 40) / 64 / 8)
+    # The command writes a note that says what the section holds (a stale "partial" note once misled a reader).
+    out = tmp_path / "accuracy.json"
+    out.write_text(json.dumps({"heldout_note": "partial: the first 16 of 128 held-out problems."}))
+    assert _calibration_script().main(["from_start", "--start", str(partial), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["heldout_note"] == (
+        f"from {partial}: 8 held-out problems (partial: rerun from_start once the evaluation finishes)")
 
 
 def test_min_steps_mixes_lengths_and_leaves_fixed_length_sets_unchanged():
