@@ -275,10 +275,16 @@ def parse_train_flags(flags: dict[str, Any], where: str):
     return train_args, config
 
 
+def summary_steps(run_dir: Path) -> int | None:
+    """The steps a finished run's ``summary.json`` records; ``None`` when the run has not finished."""
+    summary = run_dir / "summary.json"
+    return json.loads(summary.read_text()).get("steps", 0) if summary.is_file() else None
+
+
 def finished(run_dir: Path, max_steps: int) -> bool:
     """Decided from the small files a fresh clone keeps: ``summary.json`` at ``max_steps``."""
-    summary = run_dir / "summary.json"
-    return summary.is_file() and json.loads(summary.read_text()).get("steps", 0) >= max_steps
+    steps = summary_steps(run_dir)
+    return steps is not None and steps >= max_steps
 
 
 def stopped_short(run_dir: Path, max_steps: int) -> int | None:
@@ -286,11 +292,10 @@ def stopped_short(run_dir: Path, max_steps: int) -> int | None:
     from (a plan with fewer steps, e.g. ``--quick``); ``None`` for any other run."""
     from .reliability import last_complete_checkpoint
 
-    summary = run_dir / "summary.json"
-    if not summary.is_file() or last_complete_checkpoint(run_dir) is not None:
+    steps = summary_steps(run_dir)
+    if steps is None or steps >= max_steps or last_complete_checkpoint(run_dir) is not None:
         return None
-    steps = json.loads(summary.read_text()).get("steps", 0)
-    return steps if steps < max_steps else None
+    return steps
 
 
 def short_runs_line(plan: list[PlannedRun], max_steps: dict[str, int]) -> str | None:
@@ -369,7 +374,7 @@ def start_drift(path: Path, train_args) -> list[str]:
     record = json.loads(path.read_text())["results"][0]
     planned = {"model": train_args.model, "dataset": train_args.eval_dataset}
     return [f"{key}: {record.get(key)!r} -> {value!r}" for key, value in planned.items()
-            if value is not None and record.get(key) is not None and str(record[key]) != str(value)]
+            if value is not None and record.get(key) is not None and not _same(value, record[key])]
 
 
 START_CHUNK = 16  # held-out problems per resumable chunk of the starting model's evaluation
