@@ -272,7 +272,29 @@ output_dir: {tmp_path / "cmp"}
     assert "not a run of this comparison" in capsys.readouterr().err
     assert main(["compare", "--config", str(config), "--arms", "grpo:shaping=grpo,no_such_flag=1"]) == 2
     err = capsys.readouterr().err
-    assert "grpo-s0" in err and "no_such_flag" in err and "fix the arm or the shared train flags" in err
+    assert "arm 'grpo' (grpo-s0): unknown flag --no_such_flag" in err and "(fix the arm)" in err
+    # The reported case: a bad value among the shared train flags is named as theirs, not as the first arm's.
+    config.write_text(config.read_text().replace("train: {max_steps: 3,", "train: {max_steps: two,", 1))
+    assert main(["compare", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "the shared train flags (--train, or train: in the config file): " in err and len(err.splitlines()) == 1
+    assert "max_steps" in err and "grpo-s0" not in err and "fix the arm" not in err
+
+
+def test_parse_train_flags_names_the_arm_or_the_shared_flags():
+    from rlrt.compare import parse_train_flags
+
+    shared = {"max_steps": 3, "output_dir": "x"}
+    with pytest.raises(ValueError, match=r"^arm 'a' \(a-s0\): .*learning_rate.* \(fix the arm\)$"):
+        parse_train_flags({**shared, "learning_rate": "fast"}, "arm 'a' (a-s0)", shared)
+    with pytest.raises(ValueError, match=r"^the shared train flags \(--train, or train: in the config file\): "):
+        bad_shared = {**shared, "max_steps": "two"}
+        parse_train_flags({**bad_shared, "beta": 0.0}, "arm 'a' (a-s0)", bad_shared)
+    # An arm that overrides the bad shared value is valid; without the split, the old attribution stands.
+    _, config = parse_train_flags({**shared, "max_steps": 5}, "arm 'a' (a-s0)", {**shared, "max_steps": "two"})
+    assert config.max_steps == 5
+    with pytest.raises(ValueError, match=r"\(fix the arm or the shared train flags\)$"):
+        parse_train_flags({**shared, "max_steps": "two"}, "a-s0")
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

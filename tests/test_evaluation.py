@@ -224,3 +224,62 @@ def test_eval_limit_takes_the_first_problems_of_the_strata_file(tmp_path, tiny_m
     err = capsys.readouterr().err
     assert "the --strata-from file holds an evaluation of default:test, not chain:test" in err
     assert "problem 0" not in err
+
+
+def test_strata_from_a_file_with_several_models_needs_the_starting_model():
+    from rlrt.evaluation.strata import start_result, strata_from_results
+
+    payload = {"results": [{**_start("chain:test", ["1"]), "model": "base"},
+                           {**_start("chain:test", ["2"]), "model": "runs/rlrt/checkpoint-60"}]}
+    with pytest.raises(ValueError, match=r"holds several models on chain:test \(base, runs/rlrt/checkpoint-60\): "
+                                         r"pass --strata_model"):
+        strata_from_results(payload, "chain:test")
+    assert strata_from_results(payload, "chain:test", "runs/rlrt/checkpoint-60")[2] == ["2"]
+    assert start_result(payload, "chain:test", "base")["problems"][0]["answer"] == "1"
+    with pytest.raises(ValueError, match=r"no evaluation of other on chain:test; it holds \['base', "):
+        start_result(payload, "chain:test", "other")
+    # One model on the dataset, others elsewhere: no name needed.
+    one = {"results": [payload["results"][0], {**_start("addition:test", ["3"]), "model": "x"}]}
+    assert strata_from_results(one, "chain:test")[2] == ["1"]
+
+
+def test_strata_from_refuses_a_generated_set_drawn_with_another_seed(tmp_path):
+    from rlrt.evaluation.evaluate import EvalArguments, read_start_strata
+
+    start = tmp_path / "start.json"
+    start.write_text(json.dumps({"results": [{**_start("rg:chain_sum:test", ["5"]), "dataset_seed": 7}]}))
+    args = EvalArguments(dataset=["rg:chain_sum:test"], strata_from=str(start))
+    with pytest.raises(ValueError, match=r"drew rg:chain_sum:test with dataset seed 7 and this one with 0: pass "
+                                         r"--dataset_seed 7"):
+        read_start_strata(args)
+    args = EvalArguments(dataset=["rg:chain_sum:test"], strata_from=str(start), dataset_seed=7)
+    assert read_start_strata(args)["rg:chain_sum:test"][2] == ["5"]
+    # A built-in held-out split is fixed: its seed does not matter.
+    start.write_text(json.dumps({"results": [{**_start("chain:test", ["5"]), "dataset_seed": 7}]}))
+    assert read_start_strata(EvalArguments(dataset=["chain:test"], strata_from=str(start)))["chain:test"][2] == ["5"]
+
+
+@pytest.mark.parametrize("key", ["seed", "limit", "split"])
+def test_dataset_options_refuse_keys_that_have_their_own_flag(key):
+    from rlrt.data.registry import parse_dataset_options
+
+    with pytest.raises(ValueError, match=f"--dataset_options sets '{key}', which has its own flag: drop it and use"):
+        parse_dataset_options(json.dumps({key: 1, "steps": 3}))
+
+
+def test_eval_dataset_seed_draws_the_generated_set_of_that_seed(tmp_path, tiny_model_dir, capsys):
+    from rlrt.cli import main
+    from rlrt.data.registry import load_task
+
+    out = tmp_path / "eval"
+    argv = ["eval", "--model", str(tiny_model_dir), "--dataset", "rg:chain_sum:test", "--limit", "3",
+            "--num_samples", "1", "--max_new_tokens", "2", "--bf16", "false", "--output_dir", str(out),
+            "--dataset_seed", "3"]
+    assert main(argv) == 0
+    result = json.loads((out / "results.json").read_text())["results"][0]
+    drawn = load_task("rg:chain_sum", split="test", limit=3, seed=3)["answer"]
+    assert [p["answer"] for p in result["problems"]] == list(drawn) != list(
+        load_task("rg:chain_sum", split="test", limit=3, seed=0)["answer"])
+    assert result["dataset_seed"] == 3
+    assert main([*argv[:-2], "--dataset_options", '{"seed": 3}']) == 2
+    assert "--dataset_options sets 'seed', which has its own flag" in capsys.readouterr().err

@@ -260,19 +260,30 @@ def flags_to_argv(flags: dict[str, Any]) -> list[str]:
     return argv
 
 
-def parse_train_flags(flags: dict[str, Any], where: str):
+def parse_train_flags(flags: dict[str, Any], where: str, shared: dict[str, Any] | None = None):
     """``(TrainArguments, RLRTConfig)`` exactly as ``rlrt train`` parses ``flags`` (the same parser: no prefix
     abbreviations, the closest name for an unknown one); raises ``ValueError`` naming the run when a flag is
-    unknown or invalid. ``run_compare`` parses every run's flags before any run starts."""
+    unknown or invalid. ``shared``: the run's flags less its arm's own; an error they raise alone is named as the
+    shared train flags' (every arm has it), any other as the arm's. ``run_compare`` parses every run's flags before
+    any run starts."""
     from .parsing import parse_arguments
     from .run import COMMAND_ARGUMENTS, COMMAND_DEFAULTS
 
+    def parse(values):
+        return parse_arguments(COMMAND_ARGUMENTS, flags_to_argv(values), "rlrt train", defaults=COMMAND_DEFAULTS)
+
     try:
-        train_args, config = parse_arguments(COMMAND_ARGUMENTS, flags_to_argv(flags), "rlrt train",
-                                             defaults=COMMAND_DEFAULTS)
+        return parse(flags)
     except (ValueError, TypeError) as err:
+        if shared is not None:
+            try:
+                parse(shared)
+            except (ValueError, TypeError) as shared_err:
+                if str(shared_err) == str(err):
+                    raise ValueError(f"the shared train flags (--train, or train: in the config file): {err}") \
+                        from None
+            raise ValueError(f"{where}: {err} (fix the arm)") from None
         raise ValueError(f"{where}: {err} (fix the arm or the shared train flags)") from None
-    return train_args, config
 
 
 def summary_steps(run_dir: Path) -> int | None:
@@ -434,8 +445,8 @@ def evaluate_start(train_args, config, samples: int, strata_samples: int, seed: 
         "sampling": {**sampling.to_dict(), "seed": seed, "chunk": chunk,
                      "seed_rule": "seed + first problem of the chunk"},
         "strata_samples": strata_samples,
-        "results": [{"model": train_args.model, "dataset": train_args.eval_dataset, "summary": summary,
-                     "problems": problems}],
+        "results": [{"model": train_args.model, "dataset": train_args.eval_dataset,
+                     "dataset_seed": train_args.eval_dataset_seed, "summary": summary, "problems": problems}],
     }
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload))
@@ -557,7 +568,9 @@ def run_compare(args: CompareArguments) -> int:
     if args.reference not in arm_names:
         raise ValueError(f"--reference {args.reference!r} is not an arm of this comparison"
                          f"{did_you_mean(args.reference, arm_names)}; choose one of {arm_names}.")
-    parsed = {r.name: parse_train_flags(r.flags, f"arm {r.arm!r} ({r.name})") for r in plan}  # all before any run
+    own = {arm.name: arm.overrides for arm in arms_from(args.arms)}
+    parsed = {r.name: parse_train_flags(r.flags, f"arm {r.arm!r} ({r.name})",  # all before any run
+                                        {k: v for k, v in r.flags.items() if k not in own[r.arm]}) for r in plan}
     max_steps = {name: config.max_steps for name, (_, config) in parsed.items()}
     known = {"start"} | {r.name for r in plan} | {r.arm for r in plan} | {f"s{r.seed}" for r in plan}
     unknown = sorted(set(args.only or []) - known)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig
-from .data.registry import held_out_split_of, split_spec
+from .data.registry import held_out_split_of, parse_dataset_options, split_spec
 from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
 from .io import ensure_output_dir, read_jsonl
 from .models import DEFAULT_MODEL
@@ -96,6 +96,7 @@ class TrainArguments:
         from .rewards.math import MathRewardConfig
 
         self.reward_config = MathRewardConfig.from_options(self.reward_options)
+        parse_dataset_options(self.dataset_options)  # refused now (and by rlrt compare before any run), not at load
         if self.eval_dataset == "auto":  # resolved here, so config.json records the held-out set actually used
             self.eval_dataset = held_out_split_of(self.dataset) or "none"
             if self.eval_dataset == "none":

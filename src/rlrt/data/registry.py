@@ -56,7 +56,8 @@ def canonical_spec(spec: str) -> str:
 
 
 def parse_dataset_options(text: str | None) -> dict[str, Any]:
-    """``--dataset_options`` (a JSON object, or empty) as a dict; anything else raises ``ValueError``."""
+    """``--dataset_options`` (a JSON object, or empty) as a dict; anything else raises ``ValueError``, as does a
+    key with a flag of its own (``seed``, ``limit``, ``split``: ``load_task``'s own arguments)."""
     import json
 
     try:
@@ -65,6 +66,11 @@ def parse_dataset_options(text: str | None) -> dict[str, Any]:
         raise ValueError(f"--dataset_options is not valid JSON ({err.msg}): {text!r}.") from None
     if not isinstance(options, dict):
         raise ValueError(f"--dataset_options must be a JSON object, got {text!r}.")
+    reserved = {"seed": "--seed / --eval_dataset_seed (rlrt train), --dataset_seed (rlrt eval)",
+                "limit": "--limit / --eval_limit", "split": "the dataset spec (e.g. chain:test)"}
+    for key, flag in reserved.items():
+        if key in options:
+            raise ValueError(f"--dataset_options sets {key!r}, which has its own flag: drop it and use {flag}.")
     return options
 
 

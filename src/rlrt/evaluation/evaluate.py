@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..data.registry import parse_dataset_options
 from ..data.tasks import DEFAULT_EVAL_DATASET
 from ..models import DEFAULT_MODEL
 from ..rewards.grading import grade_batch, grading_columns
@@ -26,6 +27,7 @@ from .strata import (
     DEFAULT_STRATA_EDGES,
     check_edges,
     check_same_problems,
+    start_result,
     strata_from_results,
     strata_markdown,
     strata_summary,
@@ -144,6 +146,12 @@ class EvalArguments:
     dataset_options: str | None = field(
         default=None, metadata={"help": "JSON options for every dataset, as `rlrt train --dataset_options`."}
     )
+    dataset_seed: int = field(
+        default=0,
+        metadata={"help": "Seed that draws a generated dataset (rg: tasks; built-in held-out splits are fixed): the "
+                  "run's --eval_dataset_seed (rlrt train's default is its --seed; rlrt compare's eval_dataset_seed "
+                  "is 0) to evaluate on the problems it was evaluated on."},
+    )
     num_samples: int = field(default=8, metadata={"help": "Samples per problem (k of avg@k, n of pass@k)."})
     max_new_tokens: int = field(default=_SAMPLING_DEFAULTS["max_new_tokens"],
                                 metadata={"help": "Completion length bound (new tokens)."})
@@ -166,6 +174,11 @@ class EvalArguments:
                   "accuracy. --limit N below its problem count takes its first N problems. Give the --strata_edges "
                   "the comparison used (e.g. --strata_edges 0.1 for experiments/where-rlrt-helps.yaml)."},
     )
+    strata_model: str | None = field(
+        default=None,
+        metadata={"help": "With --strata-from: the starting model's name in that file, when it holds several models "
+                  "on the dataset."},
+    )
     strata_edges: list[float] = field(
         default_factory=lambda: list(DEFAULT_STRATA_EDGES),
         metadata={"help": "Strata edges after 'never solved' (0.6: never, <60%%, >=60%%); with --strata-from, "
@@ -178,13 +191,16 @@ class EvalArguments:
             if value is not None and value < low:
                 raise ValueError(f"--{name} must be >= {low}; got {value}.")
         self.sampling()  # checks the sampling flags now, before any model loads
+        parse_dataset_options(self.dataset_options)
         self.reward_config = MathRewardConfig.from_options(self.reward_options)
 
     def settings(self) -> dict[str, Any]:
         """What, besides the sampling settings, decides a checkpoint x dataset result: a finished pair in
         ``output_dir``'s results.json is reused only when these and the sampling settings are the same."""
+        # dataset_seed only when set, so results written before the flag existed (seed 0) are still reused
+        seed = {"dataset_seed": self.dataset_seed} if self.dataset_seed else {}
         return {"num_samples": self.num_samples, "limit": self.limit, "dataset_options": self.dataset_options,
-                "reward_options": self.reward_options}
+                "reward_options": self.reward_options, **seed}
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
@@ -197,7 +213,7 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
     from ..models import load_model, load_tokenizer, resolve_model
 
     sampling = args.sampling()
-    start_strata = read_start_strata(args.strata_from, args.dataset, args.strata_edges) if args.strata_from else None
+    start_strata = read_start_strata(args) if args.strata_from else None
     datasets, options = {}, parse_dataset_options(args.dataset_options)
     for spec in args.dataset:
         name, split = split_spec(spec)
@@ -205,9 +221,10 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
         if start_size is not None and args.limit is not None and args.limit < start_size:
             # The start's problems, then their first --limit: the same rows even where a generator's rows depend on
             # how many are drawn (reasoning-gym's acre does), not just the rows a smaller --limit would draw.
-            datasets[spec] = load_task(name, split=split, limit=start_size, **options).select(range(args.limit))
+            datasets[spec] = load_task(name, split=split, limit=start_size, seed=args.dataset_seed,
+                                       **options).select(range(args.limit))
         else:
-            datasets[spec] = load_task(name, split=split, limit=args.limit, **options)
+            datasets[spec] = load_task(name, split=split, limit=args.limit, seed=args.dataset_seed, **options)
         if start_strata is not None:  # before any model loads or samples, not after
             check_same_problems(start_strata[spec][2], datasets[spec]["answer"], spec)
     verifier = MathVerifier()
@@ -232,7 +249,7 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
                         continue
                     result = evaluate_model(model, tokenizer, dataset, args.num_samples, sampling, verifier,
                                             description=f"{model_name} on {spec}", reward_config=args.reward_config)
-                    entry = {"model": model_name, "dataset": spec, **result}
+                    entry = {"model": model_name, "dataset": spec, "dataset_seed": args.dataset_seed, **result}
                     if start_strata is not None:
                         entry["strata"] = strata_summary(result["problems"], *start_strata[spec], args.strata_edges)
                     results.append(entry)
@@ -262,15 +279,26 @@ def finished_pairs(output_dir: str | Path, sampling: SamplingConfig, settings: d
     return [r for r in payload.get("results", []) if (r.get("model"), r.get("dataset")) in wanted]
 
 
-def read_start_strata(path: str, specs: Sequence[str], edges: Sequence[float]) -> dict[str, tuple]:
-    """Per dataset spec, the starting model's ``(correct counts, samples, answers)`` from ``--strata-from``; read
-    and checked before any model loads. Raises ``FileNotFoundError``/``ValueError`` with what to change."""
-    check_edges(edges)
-    if not Path(path).is_file():
+def read_start_strata(args: EvalArguments) -> dict[str, tuple]:
+    """Per dataset spec of ``args.dataset``, the starting model's ``(correct counts, samples, answers)`` from
+    ``args.strata_from`` (``start_result`` chooses the result, ``args.strata_model`` among several models); read and
+    checked before any model loads. Raises ``FileNotFoundError``/``ValueError`` with what to change, also when the
+    start drew a generated (``rg:``) dataset with another ``dataset_seed``."""
+    check_edges(args.strata_edges)
+    path = Path(args.strata_from)
+    if not path.is_file():
         raise FileNotFoundError(f"--strata-from {path} does not exist: give the starting model's results.json from "
                                 "rlrt eval (or rlrt compare's start/results.json).")
-    payload = json.loads(Path(path).read_text())
-    return {spec: strata_from_results(payload, spec) for spec in specs}
+    payload = json.loads(path.read_text())
+    out = {}
+    for spec in args.dataset:
+        chosen = start_result(payload, spec, args.strata_model)
+        seed = chosen.get("dataset_seed")
+        if spec.startswith("rg:") and seed is not None and int(seed) != args.dataset_seed:
+            raise ValueError(f"the --strata-from evaluation drew {spec} with dataset seed {seed} and this one with "
+                             f"{args.dataset_seed}: pass --dataset_seed {seed} (the same problems).")
+        out[spec] = strata_from_results(payload, spec, args.strata_model)
+    return out
 
 
 COMMAND_ARGUMENTS = (EvalArguments,)

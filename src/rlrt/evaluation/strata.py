@@ -86,36 +86,56 @@ def per_stratum(correct: Sequence[int | None], samples: int, strata: Sequence[st
     return out
 
 
-def strata_from_results(payload: dict, dataset: str | None = None) -> tuple[list[int | None], int, list]:
-    """``(correct counts, samples, answers)`` per problem of a starting model's ``results.json`` (``rlrt eval``'s,
-    or ``rlrt compare``'s ``start/results.json``): counted over its first ``strata_samples`` samples when the file
-    names them, else over all.
+def start_result(payload: dict, dataset: str | None = None, model: str | None = None) -> dict:
+    """The starting model's result (one entry of ``results``) in a ``results.json`` (``rlrt eval``'s, or ``rlrt
+    compare``'s ``start/results.json``).
 
-    With ``dataset`` (a ``--dataset`` spec) the result is the first one on that dataset, compared by
+    With ``dataset`` (a ``--dataset`` spec) the result on that dataset, compared by
     ``rlrt.data.registry.canonical_spec``: ``chain`` and ``chain:train``, ``default:test`` and ``addition:test``, or
     a local file's relative and absolute path are the same dataset. A result that records no dataset at all is used
-    when it is the file's only one (its problems' answers are checked against the evaluated ones afterwards); a file
-    whose results are all on other datasets is refused. Raises ``ValueError`` with what to give instead, or when
-    the file holds no per-problem samples."""
+    when it is the file's only one (its problems' answers are checked against the evaluated ones afterwards). When
+    several models were evaluated on the dataset, ``model`` names the starting one. Raises ``ValueError`` with what
+    to give instead: a file whose results are all on other datasets, several models and no (or another) ``model``,
+    or no per-problem samples."""
     from ..data.registry import canonical_spec
 
     results = payload.get("results") or []
-    chosen = results[0] if results else None
+    candidates = results
     if dataset is not None and results:
         wanted = canonical_spec(dataset)
-        chosen = next((r for r in results if r.get("dataset") is not None
-                       and canonical_spec(r["dataset"]) == wanted), None)
-        if chosen is None and len(results) == 1 and results[0].get("dataset") is None:
-            chosen = results[0]
-        if chosen is None:
+        candidates = [r for r in results if r.get("dataset") is not None and canonical_spec(r["dataset"]) == wanted]
+        if not candidates and len(results) == 1 and results[0].get("dataset") is None:
+            candidates = results
+        if not candidates:
             held = list(dict.fromkeys(str(r.get("dataset")) for r in results if r.get("dataset") is not None))
             what = "an evaluation of " + held[0] if len(held) == 1 else "evaluations of " + ", ".join(held)
             raise ValueError(f"the --strata-from file holds {what}, not {dataset}: give the starting model's "
                              f"results.json on {dataset} (rlrt eval --model <starting model> --dataset {dataset}), "
                              f"or evaluate --dataset {held[0]}.")
+    models = list(dict.fromkeys(str(r.get("model")) for r in candidates))
+    on = f" on {dataset}" if dataset is not None else ""
+    if model is not None:
+        chosen = next((r for r in candidates if str(r.get("model")) == model), None)
+        if chosen is None:
+            raise ValueError(f"the --strata-from file has no evaluation of {model}{on}; it holds {models}: pass "
+                             "--strata_model with one of them.")
+    elif len(models) > 1:
+        raise ValueError(f"the --strata-from file holds several models{on} ({', '.join(models)}): pass "
+                         "--strata_model with the starting model's name, as it is written there.")
+    else:
+        chosen = candidates[0] if candidates else None
     if not chosen or not chosen.get("problems"):
         raise ValueError("the --strata-from file has no per-problem samples: give the results.json that `rlrt eval` "
                          "wrote for the starting model (or compare's start/results.json).")
+    return chosen
+
+
+def strata_from_results(payload: dict, dataset: str | None = None,
+                        model: str | None = None) -> tuple[list[int | None], int, list]:
+    """``(correct counts, samples, answers)`` per problem of the starting model's result that ``start_result``
+    chooses (same arguments and errors): counted over its first ``strata_samples`` samples when the file names
+    them, else over all."""
+    chosen = start_result(payload, dataset, model)
     rows = [p["correct"] for p in chosen["problems"]]
     samples = payload.get("strata_samples") or min(len(r) for r in rows)
     counts = [None if any(x is None for x in r[:samples]) else int(sum(r[:samples])) for r in rows]
