@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SHAPINGS
+from .io import summary_steps
 from .text import did_you_mean
 
 # `rlrt train` flags of every run unless the shared train flags or an arm say otherwise: the first reproduction's
@@ -284,12 +285,6 @@ def parse_train_flags(flags: dict[str, Any], where: str, shared: dict[str, Any] 
                         from None
             raise ValueError(f"{where}: {err} (fix the arm)") from None
         raise ValueError(f"{where}: {err} (fix the arm or the shared train flags)") from None
-
-
-def summary_steps(run_dir: Path) -> int | None:
-    """The steps a finished run's ``summary.json`` records; ``None`` when the run has not finished."""
-    summary = run_dir / "summary.json"
-    return json.loads(summary.read_text()).get("steps", 0) if summary.is_file() else None
 
 
 def finished(run_dir: Path, max_steps: int) -> bool:

@@ -48,3 +48,9 @@ def ensure_output_dir(path: str | Path, flag: str = "--output_dir") -> Path:
         reason = "permission denied" if isinstance(err, PermissionError) else (err.strerror or str(err))
         raise ValueError(f"{flag} {path} cannot be created ({reason}): choose a folder you can write to.") from None
     return path
+
+
+def summary_steps(run_dir: str | Path) -> int | None:
+    """The steps a finished run's ``summary.json`` records; ``None`` when the run has not finished."""
+    summary = Path(run_dir) / "summary.json"
+    return json.loads(summary.read_text()).get("steps", 0) if summary.is_file() else None

@@ -21,7 +21,7 @@ from typing import Any
 from .config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig
 from .data.registry import held_out_split_of, parse_dataset_options, split_spec
 from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
-from .io import ensure_output_dir, read_jsonl
+from .io import ensure_output_dir, read_jsonl, summary_steps
 from .models import DEFAULT_MODEL
 
 
@@ -173,8 +173,7 @@ def find_resume_checkpoint(train_args: TrainArguments, config: RLRTConfig,
     checkpoint = None
     if train_args.resume == "auto":
         checkpoint = last_complete_checkpoint(run_dir)
-        summary = run_dir / "summary.json"
-        finished_steps = json.loads(summary.read_text()).get("steps", 0) if summary.is_file() else None
+        finished_steps = summary_steps(run_dir)
         if finished_steps is not None and (checkpoint is None or finished_steps >= config.max_steps):
             first_record = run_dir / "config.json"
             first = json.loads(first_record.read_text()) if first_record.is_file() else None
