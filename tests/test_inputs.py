@@ -367,6 +367,19 @@ def _error_line(capsys, command):
         (["train", "--lr_scheduler_type", "constnt"], "(did you mean 'constant'?)"),
         (["train", "--bf16", "maybe"], "argument --bf16"),
         (["eval", "--num_samples", "many"], "invalid int value: 'many'"),
+        (["eval", "--num_samples", "many"], "(`rlrt eval --help` lists the options)"),  # which command's --help
+        (["train", "--bf16", "maybe"], "(`rlrt train --help` lists the options)"),
+        # --dataset_options keys that have a flag of their own: the flag of this command
+        (["train", "--dataset_options", '{"limit": 3}'], "drop it and use --dataset_limit (training problems) or "
+                                                          "--eval_limit"),
+        (["train", "--dataset_options", '{"seed": 3}'], "use --seed for the training order (rlrt compare: --seeds) "
+                                                         "or --eval_dataset_seed"),
+        (["eval", "--dataset_options", '{"seed": 3}'], "--dataset_options sets 'seed', which has its own flag: drop "
+                                                        "it and use --dataset_seed."),
+        (["eval", "--dataset_options", '{"size": 5}'], "sets 'size', which has its own flag: drop it and use --limit"),
+        (["eval", "--dataset_options", '{"split": "test"}'], "use the dataset spec (e.g. chain:test)"),
+        (["interventions", "--dataset_options", '{"limit": 2}'], "drop it and use --limit."),
+        (["eval", "--strata_model", "base"], "--strata_model names the starting model inside a --strata-from file"),
     ],
 )
 def test_misspelled_flag_suggests_the_closest_name(capsys, argv, message):
@@ -489,10 +502,24 @@ def test_ctrl_c_during_eval_writes_the_finished_pairs(tmp_path, tiny_model_dir, 
     assert "stopped_by" not in payload and [r["dataset"] for r in payload["results"]] == ["addition:test",
                                                                                           "addition:train"]
     assert payload["results"][0] == first
-    # Other settings (here more samples) evaluate everything again.
+    # Another dataset into the same folder is added beside the results there (the reported case: they were dropped).
     calls.clear()
-    assert main([*argv[:-4], "--num_samples", "2", *argv[-2:]]) == 0
-    assert len(calls) == 2
+    capsys.readouterr()
+    other = [*argv[:argv.index("addition:test")], "chain:test", *argv[argv.index("--limit"):]]
+    assert main(other) == 0 and len(calls) == 1
+    payload = json.loads((out / "results.json").read_text())
+    assert [r["dataset"] for r in payload["results"]] == ["addition:test", "addition:train", "chain:test"]
+    assert payload["results"][0] == first
+    # Other settings (here more samples) are refused in one line before any model loads; nothing is overwritten.
+    before = (out / "results.json").read_text()
+    calls.clear()
+    capsys.readouterr()
+    assert main([*argv[:-4], "--num_samples", "2", *argv[-2:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"rlrt eval: error: {out / 'results.json'} holds an evaluation with other settings (num_samples 1 "
+                   f"there, 2 here): choose another --output_dir, or move {out / 'results.json'} away (nothing there "
+                   "is overwritten)."), err
+    assert not calls and (out / "results.json").read_text() == before
 
 
 # ------------------------------------------------------------------------------------------------ resume

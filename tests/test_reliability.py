@@ -271,3 +271,21 @@ def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path, tiny_model_di
     again = subprocess.run(command[:-4] + ["--max_steps", str(stopped_at + 2), "--dataset_limit", "16"], env=env,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already" in again.stdout
+
+
+def test_write_json_is_strict_and_atomic(tmp_path, monkeypatch):
+    import json
+    import math
+
+    from rlrt.io import finite_or_none, write_json
+
+    path = write_json(tmp_path / "r.json", {"avg": math.nan, "ratio": [1.0, math.inf, -math.inf], "n": 3}, indent=1)
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"avg": None, "ratio": [1.0, None, None], "n": 3}
+    assert finite_or_none((0.5, {"x": math.nan})) == [0.5, {"x": None}]
+    # A write that fails midway keeps the file that was there, and leaves no partial file in its place.
+    monkeypatch.setattr(json, "dumps", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        write_json(path, {"avg": 0.1})
+    assert json.loads(path.read_text())["n"] == 3

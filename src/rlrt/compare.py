@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SHAPINGS
-from .io import summary_steps
+from .io import summary_steps, write_json
 from .text import did_you_mean
 
 # `rlrt train` flags of every run unless the shared train flags or an arm say otherwise: the first reproduction's
@@ -443,9 +443,7 @@ def evaluate_start(train_args, config, samples: int, strata_samples: int, seed: 
         "results": [{"model": train_args.model, "dataset": train_args.eval_dataset,
                      "dataset_seed": train_args.eval_dataset_seed, "summary": summary, "problems": problems}],
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(path)
+    write_json(path, payload)
     partial.unlink()
     return path
 
@@ -524,7 +522,7 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
     result["dynamics"] = {r.name: run_dynamics(read_jsonl(r.run_dir / "metrics.jsonl")) for r in done}
     result["settings"] = plan_settings(args, plan)
     result["settings_drift"] = drift
-    (out / "compare.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "compare.json", result, indent=1)
     curves = plot_pass_curves(result, out / "pass_at_k.png")
     paths = write_run_report(ReportArguments(
         runs=[str(r.run_dir) for r in done], labels=[r.arm for r in done], output_dir=str(out / "report"),

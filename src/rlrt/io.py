@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,25 @@ def summary_steps(run_dir: str | Path) -> int | None:
     """The steps a finished run's ``summary.json`` records; ``None`` when the run has not finished."""
     summary = Path(run_dir) / "summary.json"
     return json.loads(summary.read_text()).get("steps", 0) if summary.is_file() else None
+
+
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every ``inf``/``nan`` float replaced by ``None`` (strict JSON: an empty stratum's score or an
+    unbounded ratio is written as ``null``, which ``jq`` and JavaScript read)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | Path, payload: Any, indent: int | None = None, default: Any = None) -> Path:
+    """``payload`` as strict JSON (``finite_or_none``: no ``NaN``/``Infinity``), replaced atomically (a reader
+    never sees half a file, and an interrupted write keeps the old one). Returns ``path``."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(finite_or_none(payload), indent=indent, allow_nan=False, default=default))
+    tmp.replace(path)
+    return path

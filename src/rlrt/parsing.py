@@ -17,7 +17,7 @@ def parse_arguments(dataclass_types, argv: list[str], prog: str, description: st
 
     # No prefix abbreviations: `--num_sample` must not silently mean `--num_samples`.
     parser = TrlParser(dataclass_types, prog=prog, description=description, allow_abbrev=False)
-    parser.error = _usage_error  # one line, not the usage of every flag
+    parser.error = lambda message: _usage_error(message, prog)  # one line, not the usage of every flag
     # TRL reads --config itself, before argparse, so argparse's own help would not list it.
     parser.epilog = ("--config FILE   a YAML file of option: value lines (the options above, without '--'); flags on "
                      "the command line override it.")
@@ -36,13 +36,13 @@ def parse_arguments(dataclass_types, argv: list[str], prog: str, description: st
     return tuple(parsed)
 
 
-def _usage_error(message: str):
+def _usage_error(message: str, prog: str = "rlrt"):
     """argparse's errors (a bad value for a typed or choice flag) as one ``ValueError`` line, with the closest valid
     choice where argparse lists them."""
     choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
     if choice:
         message += did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
-    raise ValueError(f"{message} (--help lists the options)")
+    raise ValueError(f"{message} (`{prog} --help` lists the options)")
 
 
 def _check_config_file(argv: list[str]) -> str | None:

@@ -21,8 +21,13 @@ from typing import Any
 from .config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig
 from .data.registry import held_out_split_of, parse_dataset_options, split_spec
 from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
-from .io import ensure_output_dir, read_jsonl, summary_steps
+from .io import ensure_output_dir, read_jsonl, summary_steps, write_json
 from .models import DEFAULT_MODEL
+
+DATASET_OPTION_FLAGS = {
+    "seed": "--seed for the training order (rlrt compare: --seeds) or --eval_dataset_seed for a generated "
+            "held-out set",
+    "limit": "--dataset_limit (training problems) or --eval_limit (held-out problems)"}
 
 
 @dataclass
@@ -69,7 +74,8 @@ class TrainArguments:
     eval_dataset_seed: int | None = field(
         default=None,
         metadata={"help": "Seed that draws a generated held-out set (rg: tasks; default: --seed). `rlrt compare` "
-                  "fixes it so that every seed is evaluated on the same problems."},
+                  "fixes it for every run (0, or the value in its shared train flags) so that every seed is "
+                  "evaluated on the same problems."},
     )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy"],
@@ -96,7 +102,8 @@ class TrainArguments:
         from .rewards.math import MathRewardConfig
 
         self.reward_config = MathRewardConfig.from_options(self.reward_options)
-        parse_dataset_options(self.dataset_options)  # refused now (and by rlrt compare before any run), not at load
+        # refused now (and by rlrt compare before any run), not at load
+        parse_dataset_options(self.dataset_options, DATASET_OPTION_FLAGS)
         if self.eval_dataset == "auto":  # resolved here, so config.json records the held-out set actually used
             self.eval_dataset = held_out_split_of(self.dataset) or "none"
             if self.eval_dataset == "none":
@@ -401,7 +408,7 @@ def write_summary(run_dir: Path, log_history: list[dict[str, Any]], seconds: flo
         "reward_last": train_logs[-1]["reward"] if train_logs else None,
         "heldout": heldout,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(run_dir / "summary.json", summary, indent=2)
     lines = [f"# Run summary: {config.shaping}", "", f"- steps: {summary['steps']}",
              f"- wall time: {summary['seconds']} s ({summary['seconds_per_step']} s per step)",
              f"- training reward: first step {summary['reward_first']}, last step {summary['reward_last']}"]

@@ -9,7 +9,6 @@ is also scored under student and teacher over the full vocabulary (top candidate
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 from ..algorithms import VARIANTS, group_advantages, log_ratio
 from ..config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig, config_field
 from ..data.tasks import DEFAULT_EVAL_DATASET
+from ..io import write_json
 from ..models import DEFAULT_MODEL
 from ..step import Rollouts, StepResult, rlrt_step, teacher_batch_size
 from ..teacher import model_logps_fn, render_prompt, score_teacher, tokenize_teacher_prompts
@@ -226,7 +226,7 @@ def write_inspection(args: InspectArguments) -> tuple[Path, Path]:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / "inspect.json", out / "inspect.html"
-    json_path.write_text(json.dumps(payload, indent=1))
+    write_json(json_path, payload, indent=1)
     html_path.write_text(render_inspect_html(payload))
     return json_path, html_path
 

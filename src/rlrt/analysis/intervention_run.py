@@ -10,7 +10,6 @@ positions marked). Definitions and statistics: ``rlrt.analysis.interventions``.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -21,7 +20,9 @@ from typing import Any
 import torch
 
 from ..config import CPU_RUN_DEFAULTS, RLRTConfig, config_default, config_field
+from ..data.registry import parse_dataset_options
 from ..data.tasks import DEFAULT_EVAL_DATASET
+from ..io import write_json
 from ..models import DEFAULT_MODEL
 from ..step import choose_teacher_rows, teacher_prompt_ids
 from ..teacher import render_prompt
@@ -43,6 +44,9 @@ from .interventions import (
 # sampler(sequences, num_samples, seed) -> [sequence][sample] token ids; grader(completion ids) -> correct?
 Sampler = Callable[[Sequence[Sequence[int]], int, int], list[list[list[int]]]]
 Grader = Callable[[Sequence[Sequence[int]]], list[bool]]
+
+
+DATASET_OPTION_FLAGS = {"seed": "--seed", "limit": "--limit"}
 
 
 @dataclass
@@ -96,6 +100,7 @@ class InterventionArguments:
             raise ValueError(f"confidence must be in (0, 1); got {self.confidence}.")
         if self.full_probe_rollouts < 0:
             raise ValueError("full_probe_rollouts must be >= 0.")
+        parse_dataset_options(self.dataset_options, DATASET_OPTION_FLAGS)
 
 
 # --------------------------------------------------------------------------------------------- probing
@@ -236,7 +241,7 @@ def write_interventions(args: InterventionArguments) -> dict[str, Path]:
     model, tokenizer = load_model(path, args.trust_remote_code), load_tokenizer(path, args.trust_remote_code)
     model.eval()
     name, split = split_spec(args.dataset)
-    options = json.loads(args.dataset_options) if args.dataset_options else {}
+    options = parse_dataset_options(args.dataset_options, DATASET_OPTION_FLAGS)
     dataset = load_task(name, split=split, limit=args.limit, seed=args.seed, **options)
     rows = [dict(row) for row in dataset]
     group = args.num_samples
@@ -304,23 +309,13 @@ def write_interventions(args: InterventionArguments) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "interventions.json", "markdown": out / "interventions.md",
              "plot": out / "influence_vs_kl.png", "html": out / "interventions.html"}
-    paths["json"].write_text(json.dumps(finite_or_none(payload), indent=1, allow_nan=False))
+    write_json(paths["json"], payload, indent=1)
     paths["markdown"].write_text(f"# Interventions: {args.model} on {args.dataset}\n\n" + markdown_table(summary))
     plot_influence(results, paths["plot"])
     paths["html"].write_text(render_inspect_html(inspector_payload(payload, rows, tokenizer)))
     return paths
 
 
-def finite_or_none(obj):
-    """``obj`` with every ``inf``/``nan`` float replaced by ``None`` (strict JSON; an unbounded ratio or interval
-    end is written as ``null``)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite_or_none(v) for v in obj]
-    return obj
 
 
 def inspector_payload(payload: dict[str, Any], rows: list[dict[str, Any]], tokenizer) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.tasks import DEFAULT_EVAL_DATASET
-from ..io import read_jsonl
+from ..io import read_jsonl, write_json
 from ..models import DEFAULT_MODEL
 
 PLOTTED = (
@@ -259,7 +259,7 @@ def write_report(args: ReportArguments) -> dict[str, Path]:
     shift = {} if args.skip_shift else candidate_shift_for_runs(runs, args)
     plots = plot_metrics(groups, out)
     rows = summary_rows(groups, shift)
-    (out / "summary.json").write_text(json.dumps({"groups": rows, "candidate_shift": shift}, indent=2, default=str))
+    write_json(out / "summary.json", {"groups": rows, "candidate_shift": shift}, indent=2, default=str)
     table = markdown_summary(rows)
     images = "\n".join(f"![{p.stem}]({p.name})" for p in plots[:1])
     run_dirs = ", ".join(str(r["dir"]) for r in runs)

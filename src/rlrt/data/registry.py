@@ -55,9 +55,14 @@ def canonical_spec(spec: str) -> str:
     return f"{name}:{split}" if split else name
 
 
-def parse_dataset_options(text: str | None) -> dict[str, Any]:
+DATASET_OPTION_FLAGS = {"seed": "the command's seed flag", "limit": "the command's limit flag",
+                        "split": "the dataset spec (e.g. chain:test)"}
+
+
+def parse_dataset_options(text: str | None, own_flags: dict[str, str] | None = None) -> dict[str, Any]:
     """``--dataset_options`` (a JSON object, or empty) as a dict; anything else raises ``ValueError``, as does a
-    key with a flag of its own (``seed``, ``limit``, ``split``: ``load_task``'s own arguments)."""
+    key with a flag of its own (``seed``, ``limit``, ``split``: ``load_task``'s own arguments; ``own_flags`` maps
+    them, and any other key a command takes elsewhere, to the flag that command has for it)."""
     import json
 
     try:
@@ -66,9 +71,7 @@ def parse_dataset_options(text: str | None) -> dict[str, Any]:
         raise ValueError(f"--dataset_options is not valid JSON ({err.msg}): {text!r}.") from None
     if not isinstance(options, dict):
         raise ValueError(f"--dataset_options must be a JSON object, got {text!r}.")
-    reserved = {"seed": "--seed / --eval_dataset_seed (rlrt train), --dataset_seed (rlrt eval)",
-                "limit": "--limit / --eval_limit", "split": "the dataset spec (e.g. chain:test)"}
-    for key, flag in reserved.items():
+    for key, flag in {**DATASET_OPTION_FLAGS, **(own_flags or {})}.items():
         if key in options:
             raise ValueError(f"--dataset_options sets {key!r}, which has its own flag: drop it and use {flag}.")
     return options

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ..data.registry import parse_dataset_options
 from ..data.tasks import DEFAULT_EVAL_DATASET
+from ..io import write_json
 from ..models import DEFAULT_MODEL
 from ..rewards.grading import grade_batch, grading_columns
 from ..rewards.math import MathRewardConfig, MathVerifier
@@ -93,11 +94,14 @@ def write_results(results: list[dict[str, Any]], sampling: SamplingConfig, outpu
     payload = {"sampling": sampling.to_dict(), **({"settings": settings} if settings else {}), "results": results}
     if stopped_by:
         payload["stopped_by"] = stopped_by
-    json_path.write_text(json.dumps(payload, indent=2))
+    write_json(json_path, payload, indent=2)
+    other = ", ".join(f"{k}={v}" for k, v in (settings or {}).items() if v is not None)
+    other = f"Settings: {other}\n\n" if other else ""
     settings = ", ".join(f"{k}={v}" for k, v in sampling.to_dict().items())
     note = f"Stopped by {stopped_by}: only the checkpoint x dataset pairs that finished.\n\n" if stopped_by else ""
     strata = strata_markdown(results)
-    md_path.write_text(f"# Evaluation\n\nSampling: {settings}\n\n{note}Scores in %.\n\n" + markdown_table(results)
+    md_path.write_text(f"# Evaluation\n\nSampling: {settings}\n\n{other}{note}Scores in %.\n\n"
+                       + markdown_table(results)
                        + (f"\n## Difficulty strata\n\n{strata}" if strata else ""))
     return json_path, md_path
 
@@ -149,8 +153,8 @@ class EvalArguments:
     dataset_seed: int = field(
         default=0,
         metadata={"help": "Seed that draws a generated dataset (rg: tasks; built-in held-out splits are fixed): the "
-                  "run's --eval_dataset_seed (rlrt train's default is its --seed; rlrt compare's eval_dataset_seed "
-                  "is 0) to evaluate on the problems it was evaluated on."},
+                  "run's --eval_dataset_seed (rlrt train's default is its --seed; rlrt compare uses 0 unless its "
+                  "shared train flags set eval_dataset_seed) to evaluate on the problems it was evaluated on."},
     )
     num_samples: int = field(default=8, metadata={"help": "Samples per problem (k of avg@k, n of pass@k)."})
     max_new_tokens: int = field(default=_SAMPLING_DEFAULTS["max_new_tokens"],
@@ -191,7 +195,11 @@ class EvalArguments:
             if value is not None and value < low:
                 raise ValueError(f"--{name} must be >= {low}; got {value}.")
         self.sampling()  # checks the sampling flags now, before any model loads
-        parse_dataset_options(self.dataset_options)
+        parse_dataset_options(self.dataset_options, {"seed": "--dataset_seed", "limit": "--limit",
+                                                     "size": "--limit (the problems evaluated)"})
+        if self.strata_model is not None and not self.strata_from:
+            raise ValueError("--strata_model names the starting model inside a --strata-from file: give --strata-from "
+                             "too, or drop --strata_model.")
         self.reward_config = MathRewardConfig.from_options(self.reward_options)
 
     def settings(self) -> dict[str, Any]:
@@ -229,12 +237,15 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
             check_same_problems(start_strata[spec][2], datasets[spec]["answer"], spec)
     verifier = MathVerifier()
     settings = args.settings()
-    results = finished_pairs(args.output_dir, sampling, settings, args.model, list(datasets))
+    kept = previous_results(args.output_dir, sampling, settings)  # refuses other settings before any model loads
+    wanted = {(m, d) for m in args.model for d in datasets}
+    others = [r for r in kept if (r.get("model"), r.get("dataset")) not in wanted]
+    results = [r for r in kept if (r.get("model"), r.get("dataset")) in wanted]
     for entry in results:
         print(f"rlrt eval: {entry['model']} on {entry['dataset']} already in {args.output_dir}/results.json with "
               "the same settings, skipped", file=sys.stderr)
         if start_strata is not None:
-            entry["strata"] = strata_summary(entry["problems"], *start_strata[entry["dataset"]], args.strata_edges)
+            entry["strata"] = _strata_entry(entry["problems"], start_strata[entry["dataset"]], args)
     done = {(r["model"], r["dataset"]) for r in results}
     try:
         with _sigterm_as_interrupt():
@@ -251,32 +262,54 @@ def evaluate_checkpoints(args: EvalArguments) -> tuple[list[dict[str, Any]], Pat
                                             description=f"{model_name} on {spec}", reward_config=args.reward_config)
                     entry = {"model": model_name, "dataset": spec, "dataset_seed": args.dataset_seed, **result}
                     if start_strata is not None:
-                        entry["strata"] = strata_summary(result["problems"], *start_strata[spec], args.strata_edges)
+                        entry["strata"] = _strata_entry(result["problems"], start_strata[spec], args)
                     results.append(entry)
     except KeyboardInterrupt as stop:
         signal_name = "SIGTERM" if str(stop) == "SIGTERM" else "SIGINT"
-        json_path, md_path = write_results(results, sampling, args.output_dir, signal_name, settings)
+        json_path, md_path = write_results(others + results, sampling, args.output_dir, signal_name, settings)
         raise EvaluationInterrupted(signal_name, len(results), json_path, md_path) from None
     order = {(m, d): i for i, (m, d) in enumerate((m, d) for m in args.model for d in datasets)}
     results.sort(key=lambda r: order[(r["model"], r["dataset"])])
-    json_path, md_path = write_results(results, sampling, args.output_dir, settings=settings)
+    json_path, md_path = write_results(others + results, sampling, args.output_dir, settings=settings)
     return results, json_path, md_path
 
 
-def finished_pairs(output_dir: str | Path, sampling: SamplingConfig, settings: dict[str, Any],
-                   models: Sequence[str], datasets: Sequence[str]) -> list[dict[str, Any]]:
-    """The results in ``output_dir/results.json`` (an earlier, perhaps interrupted, ``rlrt eval``) of the asked
-    checkpoint x dataset pairs, when that run used the same sampling settings and ``settings``; else ``[]``."""
+def _strata_entry(problems: list[dict[str, Any]], start: tuple, args: EvalArguments) -> dict[str, Any]:
+    """``strata_summary`` of one result, with where its strata came from (``--strata-from``, ``--strata_model``)."""
+    table = strata_summary(problems, *start, args.strata_edges)
+    return {**table, "strata_from": str(args.strata_from),
+            **({"strata_model": args.strata_model} if args.strata_model else {})}
+
+
+def previous_results(output_dir: str | Path, sampling: SamplingConfig,
+                     settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The results already in ``output_dir/results.json`` (an earlier, perhaps interrupted, ``rlrt eval``), which
+    this evaluation keeps: a pair asked again is skipped, the others stay in the file beside the new ones. ``[]``
+    when there is no such file.
+
+    Raises ``ValueError`` (one line, nothing overwritten) when the file was written with other sampling settings
+    or ``settings`` (``EvalArguments.settings()``: their results would not be comparable in one file) or cannot be
+    read, naming what differs and saying to choose another ``--output_dir`` or move the file away."""
     path = Path(output_dir) / "results.json"
+    if not path.is_file():
+        return []
+    fix = f"choose another --output_dir, or move {path} away (nothing there is overwritten)."
     try:
         payload = json.loads(path.read_text())
     except (OSError, ValueError):
-        return []
-    if not isinstance(payload, dict) or payload.get("sampling") != sampling.to_dict() \
-            or payload.get("settings") != settings:
-        return []
-    wanted = {(m, d) for m in models for d in datasets}
-    return [r for r in payload.get("results", []) if (r.get("model"), r.get("dataset")) in wanted]
+        payload = None
+    if not isinstance(payload, dict) or not isinstance(payload.get("results", []), list):
+        raise ValueError(f"{path} is not a results.json of rlrt eval: {fix}")
+    mine = {**sampling.to_dict(), **settings}
+    theirs = {**(payload.get("sampling") or {}), **(payload.get("settings") or {})}
+    if payload.get("settings") is None:
+        differ = ["settings (written by an older rlrt, which did not record them)"]
+    else:
+        differ = [f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in sorted(set(mine) | set(theirs))
+                  if theirs.get(k) != mine.get(k)]
+    if differ:
+        raise ValueError(f"{path} holds an evaluation with other settings ({'; '.join(differ)}): {fix}")
+    return list(payload.get("results", []))
 
 
 def read_start_strata(args: EvalArguments) -> dict[str, tuple]:
