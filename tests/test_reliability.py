@@ -289,3 +289,41 @@ def test_write_json_is_strict_and_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_json(path, {"avg": 0.1})
     assert json.loads(path.read_text())["n"] == 3
+
+
+def test_refuse_other_arguments_keeps_a_result_of_other_flags(tmp_path):
+    import json
+
+    from rlrt.io import refuse_other_arguments
+
+    path = tmp_path / "inspect.json"
+    refuse_other_arguments(path, {"limit": 2})  # nothing there yet
+    path.write_text(json.dumps({"arguments": {"limit": 2, "seed": 0, "output_dir": "a"}, "problems": []}))
+    refuse_other_arguments(path, {"limit": 2, "seed": 0, "output_dir": "b"})  # a rerun (same flags) may overwrite
+    with pytest.raises(ValueError, match=r"holds a result of other arguments \(limit 2 there, 4 here\): choose "
+                                         r"another --output_dir, or move .* away \(nothing there is overwritten\)"):
+        refuse_other_arguments(path, {"limit": 4, "seed": 0})
+    path.write_text("not json")
+    with pytest.raises(ValueError, match="is not a result of this command"):
+        refuse_other_arguments(path, {"limit": 2})
+
+
+@pytest.mark.parametrize(("command", "file"), [("inspect", "inspect.json"), ("interventions", "interventions.json")])
+def test_sampling_commands_refuse_to_overwrite_a_result_of_other_flags(command, file, tmp_path, capsys, monkeypatch):
+    import json
+
+    import rlrt.models
+    from rlrt.cli import main
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the output folder was checked")
+
+    monkeypatch.setattr(rlrt.models, "load_model", no_model)
+    out = tmp_path / command
+    out.mkdir()
+    (out / file).write_text(json.dumps({"arguments": {"limit": 7}}))
+    before = (out / file).read_text()
+    assert main([command, "--limit", "2", "--output_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / file} holds a result of other arguments (" in err and "limit 7 there, 2 here" in err
+    assert (out / file).read_text() == before

@@ -77,3 +77,26 @@ def write_json(path: str | Path, payload: Any, indent: int | None = None, defaul
     tmp.write_text(json.dumps(finite_or_none(payload), indent=indent, allow_nan=False, default=default))
     tmp.replace(path)
     return path
+
+
+def refuse_other_arguments(path: str | Path, arguments: dict[str, Any]) -> None:
+    """Before a command that samples writes ``path`` (a JSON file whose ``"arguments"`` record the command's flags):
+    raises ``ValueError`` (one line) when ``path`` exists and holds a result of other arguments, naming what
+    differs, so a rerun with other flags never overwrites a result that cost sampling time. The same arguments
+    (a rerun) may overwrite it; so may a file that records none (not this command's)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        theirs = json.loads(path.read_text()).get("arguments")
+    except (OSError, ValueError, AttributeError):
+        theirs = None
+    if not isinstance(theirs, dict):
+        raise ValueError(f"{path} exists and is not a result of this command: choose another --output_dir, or move "
+                         "it away (nothing there is overwritten).")
+    mine = json.loads(json.dumps(arguments, default=str))
+    differ = [f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in sorted(set(mine) | set(theirs))
+              if theirs.get(k) != mine.get(k) and k != "output_dir"]
+    if differ:
+        raise ValueError(f"{path} holds a result of other arguments ({'; '.join(differ)}): choose another "
+                         f"--output_dir, or move {path} away (nothing there is overwritten).")

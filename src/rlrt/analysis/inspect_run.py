@@ -18,7 +18,7 @@ import torch
 from ..algorithms import VARIANTS, group_advantages, log_ratio
 from ..config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig, config_field
 from ..data.tasks import DEFAULT_EVAL_DATASET
-from ..io import write_json
+from ..io import refuse_other_arguments, write_json
 from ..models import DEFAULT_MODEL
 from ..step import Rollouts, StepResult, rlrt_step, teacher_batch_size
 from ..teacher import model_logps_fn, render_prompt, score_teacher, tokenize_teacher_prompts
@@ -195,6 +195,7 @@ def write_inspection(args: InspectArguments) -> tuple[Path, Path]:
     from ..rewards.math import MathVerifier
 
     config = inspect_config(args)
+    refuse_other_arguments(Path(args.output_dir) / "inspect.json", asdict(args))  # before any sampling
     path = resolve_model(args.model)
     model, tokenizer = load_model(path, args.trust_remote_code), load_tokenizer(path, args.trust_remote_code)
     name, split = split_spec(args.dataset)

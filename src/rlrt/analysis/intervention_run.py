@@ -22,7 +22,7 @@ import torch
 from ..config import CPU_RUN_DEFAULTS, RLRTConfig, config_default, config_field
 from ..data.registry import parse_dataset_options
 from ..data.tasks import DEFAULT_EVAL_DATASET
-from ..io import write_json
+from ..io import refuse_other_arguments, write_json
 from ..models import DEFAULT_MODEL
 from ..step import choose_teacher_rows, teacher_prompt_ids
 from ..teacher import render_prompt
@@ -234,6 +234,7 @@ def write_interventions(args: InterventionArguments) -> dict[str, Path]:
     from ..evaluation.sampling import SamplingConfig, sample_completion_ids, sample_continuation_ids
     from ..models import load_model, load_tokenizer, resolve_model
 
+    refuse_other_arguments(Path(args.output_dir) / "interventions.json", asdict(args))  # before any sampling
     reward_func = load_reward_function(args.reward_func, args.reward_options)
     if callable(getattr(reward_func, "start", None)):
         reward_func.start()
