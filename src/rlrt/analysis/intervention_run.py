@@ -317,8 +317,6 @@ def write_interventions(args: InterventionArguments) -> dict[str, Path]:
     return paths
 
 
-
-
 def inspector_payload(payload: dict[str, Any], rows: list[dict[str, Any]], tokenizer) -> dict[str, Any]:
     """The probed rollouts in the inspector page's format, each token with its KL and, where probed, its
     influence under both interventions (``probe``), plus the summary table."""
