@@ -297,6 +297,24 @@ def test_parse_train_flags_names_the_arm_or_the_shared_flags():
         parse_train_flags({**shared, "max_steps": "two"}, "a-s0")
 
 
+def test_parse_train_flags_names_both_sides_of_a_clash(monkeypatch):
+    import rlrt.parsing
+    from rlrt.compare import parse_train_flags
+
+    real = rlrt.parsing.parse_arguments
+
+    def clash(types, argv, *args, **kwargs):  # valid apart, refused together, naming neither flag
+        if "--beta" in argv and "--max_steps" in argv:
+            raise ValueError("these settings cannot train together")
+        return real(types, argv, *args, **kwargs)
+
+    monkeypatch.setattr(rlrt.parsing, "parse_arguments", clash)
+    shared = {"max_steps": 3, "output_dir": "x"}
+    with pytest.raises(ValueError, match=r"^arm 'a' \(a-s0\): these settings cannot train together \(fix the arm or "
+                                         r"the shared train flags\)$"):
+        parse_train_flags({**shared, "beta": 0.1}, "arm 'a' (a-s0)", shared)
+
+
 @pytest.mark.parametrize(("argv", "expected"), [
     # a typo inside the second arm: refused before the first arm trains (not a prefix match of learning_rate)
     (["--arms", "grpo", "foo:shaping=rlrt,learning_rat=1e-5"],
@@ -534,3 +552,43 @@ def test_start_evaluation_resumes_from_its_chunks_with_the_same_samples(tmp_path
     assert second["results"][0]["problems"] == first["results"][0]["problems"]
     assert len(first["results"][0]["problems"]) == 4 and not partial.exists()
     assert cmp.load_start(path).strata_samples == 2
+
+
+def test_start_drift_names_another_dataset_seed_and_refuses_other_layouts(tmp_path):
+    from types import SimpleNamespace
+
+    from rlrt.compare import load_start, start_drift
+
+    path = tmp_path / "results.json"
+    record = {"model": "m", "dataset": "rg:chain_sum:test", "problems": [{"answer": "1", "correct": [1, 0]}]}
+    path.write_text(json.dumps({"results": [{**record, "dataset_seed": 0}]}))
+    planned = SimpleNamespace(model="m", eval_dataset="rg:chain_sum:test", eval_dataset_seed=3)
+    assert start_drift(path, planned) == ["dataset_seed: 0 -> 3"]
+    path.write_text(json.dumps({"results": [record]}))  # a start recorded before dataset_seed was: not compared
+    assert start_drift(path, planned) == [] and load_start(path).answers == ["1"]
+    for text in ("{}", '{"results": []}', '{"results": [{"model": "m"}]}', "not json"):
+        path.write_text(text)
+        with pytest.raises(ValueError, match="is not a starting-model results.json .*: move it away, and compare "
+                                             "evaluates the starting model again"):
+            start_drift(path, planned)
+
+
+def test_summary_steps_of_a_corrupt_summary_is_one_line(tmp_path):
+    from rlrt.io import summary_steps
+
+    assert summary_steps(tmp_path) is None
+    (tmp_path / "summary.json").write_text('{"steps": 60}')
+    assert summary_steps(tmp_path) == 60
+    for text in ("{", "[1]", '{"steps": "many"}'):
+        (tmp_path / "summary.json").write_text(text)
+        with pytest.raises(ValueError, match="summary.json is not a run summary"):
+            summary_steps(tmp_path)
+
+
+def test_inspector_page_embeds_strict_json():
+    import math
+
+    from rlrt.analysis.html import render_inspect_html
+
+    page = render_inspect_html({"arguments": {}, "problems": [{"kl": math.nan, "ratio": math.inf}]})
+    assert "NaN" not in page and "Infinity" not in page and '"kl": null' in page

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from math import comb
 
 import pytest
@@ -283,3 +284,61 @@ def test_eval_dataset_seed_draws_the_generated_set_of_that_seed(tmp_path, tiny_m
     assert result["dataset_seed"] == 3
     assert main([*argv[:-2], "--dataset_options", '{"seed": 3}']) == 2
     assert "--dataset_options sets 'seed', which has its own flag" in capsys.readouterr().err
+
+
+def test_previous_results_keep_or_refuse_in_one_line(tmp_path):
+    from rlrt.evaluation.evaluate import EvalArguments, previous_results
+
+    args = EvalArguments(dataset_options='{"steps":3}', output_dir=str(tmp_path))
+    path = tmp_path / "results.json"
+    assert previous_results(tmp_path, args.sampling(), args.settings()) == []
+    entry = {"model": "m", "dataset": "chain:test", "summary": {}, "problems": []}
+    settings = {**args.settings(), "dataset_options": '{"steps": 3}'}  # other spacing: the same options
+    del settings["dataset_seed"]  # a file written before --dataset_seed existed: seed 0
+    path.write_text(json.dumps({"sampling": args.sampling().to_dict(), "settings": settings, "results": [entry]}))
+    assert previous_results(tmp_path, args.sampling(), args.settings()) == [entry]
+    seeded = EvalArguments(dataset_options='{"steps":3}', dataset_seed=5)
+    with pytest.raises(ValueError, match=r"other settings \(dataset_seed 0 there, 5 here\): choose another "
+                                         r"--output_dir, or move .* away \(nothing there is overwritten\)\.$"):
+        previous_results(tmp_path, seeded.sampling(), seeded.settings())
+    for bad in ([1, 2], {"results": [1]}, {"results": [{"model": "m"}]}, {"results": [], "settings": [1]},
+                {"results": "x"}):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match="is not a results.json of rlrt eval: choose another --output_dir"):
+            previous_results(tmp_path, args.sampling(), args.settings())
+    path.write_text(json.dumps({"results": [entry]}))  # compare's start file, or an older rlrt eval
+    with pytest.raises(ValueError, match="records no evaluation settings"):
+        previous_results(tmp_path, args.sampling(), args.settings())
+
+
+def test_strata_markdown_tables_per_set_of_edges_with_json_keys():
+    from rlrt.evaluation.strata import strata_markdown
+
+    def result(model, labels, edges):
+        strata = {label: {"problems": 1, "avg": 0.5, "pass": {"1": 0.5, "2": 0.75}} for label in labels}
+        return {"model": model, "dataset": "d", "strata": {"strata": strata, "start_samples": 2, "edges": edges}}
+
+    text = strata_markdown([result("a", ["never", "<60%", ">=60%"], [0.6]),
+                            result("b", ["never", "<10%", ">=10%"], [0.1])])
+    assert "(edges [0.6])" in text and "(edges [0.1])" in text
+    assert "| a | d | never | 50.0 | 75.0 |" in text and "| b | d | <10% | 50.0 | 75.0 |" in text
+
+
+def test_strata_from_file_of_another_layout_is_one_line(tmp_path):
+    from rlrt.evaluation.evaluate import EvalArguments, read_start_strata
+
+    start = tmp_path / "start.json"
+    for text, message in [("{not json", "is not valid JSON"), ("[1]", "is not a results.json (a JSON object"),
+                          ('{"results": [{"dataset": "chain:test", "problems": [{"answer": "1"}]}]}',
+                           "is not a results.json of rlrt eval or rlrt compare (unexpected layout")]:
+        start.write_text(text)
+        with pytest.raises(ValueError, match=r"^--strata-from .*" + re.escape(message)):
+            read_start_strata(EvalArguments(dataset=["chain:test"], strata_from=str(start)))
+
+
+def test_a_size_option_still_takes_only_the_first_limit_problems():
+    from rlrt.data.registry import load_task
+
+    five = load_task("rg:chain_sum", split="test", size=5)
+    three = load_task("rg:chain_sum", split="test", limit=3, size=5)
+    assert len(five) == 5 and list(three["answer"]) == list(five["answer"])[:3]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -265,7 +266,8 @@ def parse_train_flags(flags: dict[str, Any], where: str, shared: dict[str, Any] 
     """``(TrainArguments, RLRTConfig)`` exactly as ``rlrt train`` parses ``flags`` (the same parser: no prefix
     abbreviations, the closest name for an unknown one); raises ``ValueError`` naming the run when a flag is
     unknown or invalid. ``shared``: the run's flags less its arm's own; an error they raise alone is named as the
-    shared train flags' (every arm has it), any other as the arm's. ``run_compare`` parses every run's flags before
+    shared train flags' (every arm has it), one that names a flag of the arm as the arm's, any other (a clash
+    between the two) as either's. ``run_compare`` parses every run's flags before
     any run starts."""
     from .parsing import parse_arguments
     from .run import COMMAND_ARGUMENTS, COMMAND_DEFAULTS
@@ -283,7 +285,10 @@ def parse_train_flags(flags: dict[str, Any], where: str, shared: dict[str, Any] 
                 if str(shared_err) == str(err):
                     raise ValueError(f"the shared train flags (--train, or train: in the config file): {err}") \
                         from None
-            raise ValueError(f"{where}: {err} (fix the arm)") from None
+            own = [k for k in flags if k not in shared]
+            named = any(re.search(rf"\b{re.escape(k)}\b", str(err)) for k in own)
+            raise ValueError(f"{where}: {err} ({'fix the arm' if named else 'fix the arm or the shared train flags'})"
+                             ) from None
         raise ValueError(f"{where}: {err} (fix the arm or the shared train flags)") from None
 
 
@@ -377,10 +382,23 @@ def start_drift(path: Path, train_args) -> list[str]:
     held-out set), as ``key: recorded -> planned``; strata and curves of another model or data set are meaningless."""
     if not path.is_file():
         return []
-    record = json.loads(path.read_text())["results"][0]
-    planned = {"model": train_args.model, "dataset": train_args.eval_dataset}
+    record = _start_record(path)
+    planned = {"model": train_args.model, "dataset": train_args.eval_dataset,
+               "dataset_seed": train_args.eval_dataset_seed}
     return [f"{key}: {record.get(key)!r} -> {value!r}" for key, value in planned.items()
             if value is not None and record.get(key) is not None and not _same(value, record[key])]
+
+
+def _start_record(path: Path) -> dict[str, Any]:
+    """The one result of a starting-model ``results.json``; ``ValueError`` (one line) for a file of another layout."""
+    try:
+        record = json.loads(path.read_text())["results"][0]
+        if not isinstance(record, dict) or not isinstance(record["problems"], list):
+            raise TypeError
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ValueError(f"{path} is not a starting-model results.json (rlrt compare's start, or rlrt eval's): move "
+                         "it away, and compare evaluates the starting model again.") from None
+    return record
 
 
 START_CHUNK = 16  # held-out problems per resumable chunk of the starting model's evaluation
@@ -475,7 +493,7 @@ def load_start(path: Path):
     if not path.is_file():
         return None
     payload = json.loads(path.read_text())
-    problems = payload["results"][0]["problems"]
+    problems = _start_record(path)["problems"]
     correct = [None if any(x is None for x in p["correct"]) else [int(x) for x in p["correct"]] for p in problems]
     strata_samples = payload.get("strata_samples") or min((len(c) for c in correct if c), default=0)
     return StartEvaluation(correct, strata_samples, payload.get("sampling", {}).get("seed"),
@@ -581,9 +599,8 @@ def run_compare(args: CompareArguments) -> int:
         raise ValueError(short)
     out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:  # the record of how the runs were launched; a report's own settings are in compare.json
-        (out / "compare_settings.json").write_text(json.dumps(
-            {"arguments": dict(vars(args)), "runs": {r.name: r.flags for r in plan}}, indent=2,
-            default=str))
+        write_json(out / "compare_settings.json",
+                   {"arguments": dict(vars(args)), "runs": {r.name: r.flags for r in plan}}, indent=2, default=str)
         if args.only is None or "start" in args.only:
             path = start_path(out)
             if path.is_file():

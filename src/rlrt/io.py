@@ -52,9 +52,17 @@ def ensure_output_dir(path: str | Path, flag: str = "--output_dir") -> Path:
 
 
 def summary_steps(run_dir: str | Path) -> int | None:
-    """The steps a finished run's ``summary.json`` records; ``None`` when the run has not finished."""
+    """The steps a finished run's ``summary.json`` records; ``None`` when the run has not finished. Raises
+    ``ValueError`` (one line naming the file) when the file is not a run summary."""
     summary = Path(run_dir) / "summary.json"
-    return json.loads(summary.read_text()).get("steps", 0) if summary.is_file() else None
+    if not summary.is_file():
+        return None
+    try:
+        payload = json.loads(summary.read_text())
+        return int(payload.get("steps", 0))
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(f"{summary} is not a run summary (rlrt writes it when a run finishes): move it away if the "
+                         "run did not finish, or restore it.") from None
 
 
 def finite_or_none(obj: Any) -> Any:
@@ -83,7 +91,7 @@ def refuse_other_arguments(path: str | Path, arguments: dict[str, Any]) -> None:
     """Before a command that samples writes ``path`` (a JSON file whose ``"arguments"`` record the command's flags):
     raises ``ValueError`` (one line) when ``path`` exists and holds a result of other arguments, naming what
     differs, so a rerun with other flags never overwrites a result that cost sampling time. The same arguments
-    (a rerun) may overwrite it; so may a file that records none (not this command's)."""
+    (a rerun) may overwrite it; a file that records none (not this command's) is refused too."""
     path = Path(path)
     if not path.is_file():
         return

@@ -21,7 +21,7 @@ from typing import Any
 from .config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig
 from .data.registry import held_out_split_of, parse_dataset_options, split_spec
 from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
-from .io import ensure_output_dir, read_jsonl, summary_steps, write_json
+from .io import ensure_output_dir, finite_or_none, read_jsonl, summary_steps, write_json
 from .models import DEFAULT_MODEL
 
 DATASET_OPTION_FLAGS = {
@@ -248,6 +248,7 @@ def resume_changes(first: dict[str, Any], now: dict[str, Any], run_dir: Path) ->
     other one and how to start a fresh run instead. A setting the first record lacks (an older rlrt) is not compared.
     """
     changed, refused = {}, []
+    first, now = finite_or_none(first), finite_or_none(now)  # config.json is strict JSON: inf and nan read as null
     for section in ("train", "rlrt"):
         before, after = first.get(section, {}), now.get(section, {})
         for name in after:
@@ -352,9 +353,9 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
             resume = {"step": step, "checkpoint": str(checkpoint), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "changed": changed, "code": record["code"]}  # the code that trains from here on
             first["resumes"] = [*first.get("resumes", []), resume]
-            (run_dir / "config.json").write_text(json.dumps(first, indent=2))  # the first start's settings stay
+            write_json(run_dir / "config.json", first, indent=2)  # the first start's settings stay
     elif main_process:
-        (run_dir / "config.json").write_text(json.dumps(record, indent=2))
+        write_json(run_dir / "config.json", record, indent=2)
     trainer = build_trainer(model_path, reward_funcs, config, train_dataset, processing_class=tokenizer,
                             peft_config=peft_config)
     trainer.base_model_name = train_args.model  # the model card names it, not the folder it resolved to

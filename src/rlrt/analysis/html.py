@@ -6,6 +6,8 @@ import html
 import json
 from typing import Any
 
+from ..io import finite_or_none
+
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;max-width:1100px;color:#222}
 h1{font-size:20px} h2{font-size:16px;margin-top:28px;border-top:1px solid #ddd;padding-top:12px}
@@ -103,7 +105,7 @@ document.body.dataset.ready = '1';
 def render_inspect_html(payload: dict[str, Any]) -> str:
     """One HTML file: the payload as JSON plus the script that draws it (works offline, no external assets)."""
     args = payload.get("arguments", {})
-    data = json.dumps(payload).replace("</", "<\\/")
+    data = json.dumps(finite_or_none(payload), allow_nan=False).replace("</", "<\\/")  # JSON.parse: no NaN
     title = html.escape(payload.get("title") or f"rlrt inspect: {args.get('model', '')} on {args.get('dataset', '')}")
     settings = html.escape(payload.get("settings") or (
         f"shaping={args.get('shaping')}  lam={args.get('shaping_lambda')}  eps_w={args.get('shaping_eps_w')}  "

@@ -46,7 +46,7 @@ Sampler = Callable[[Sequence[Sequence[int]], int, int], list[list[list[int]]]]
 Grader = Callable[[Sequence[Sequence[int]]], list[bool]]
 
 
-DATASET_OPTION_FLAGS = {"seed": "--seed", "limit": "--limit"}
+DATASET_OPTION_FLAGS = {"seed": "--seed", "limit": "--limit", "size": "--limit"}
 
 
 @dataclass

@@ -121,7 +121,9 @@ def load_task(spec: str, split: str | None = None, limit: int | None = None, see
             raise ValueError(f"reasoning-gym tasks have the splits 'train' and 'test'; got {split!r}.")
         size = options.pop("size", limit or 256)
         split_seed = seed if split in (None, "train") else seed + 1_000_003
-        return load_reasoning_gym(spec[3:], size=size, seed=split_seed, fmt=fmt, **options)
+        dataset = load_reasoning_gym(spec[3:], size=size, seed=split_seed, fmt=fmt, **options)
+        # a `size` option draws that many problems; `limit` still keeps only the first of them
+        return dataset.select(range(limit)) if limit is not None and limit < len(dataset) else dataset
     if Path(spec).suffix.lower() in LOCAL_FORMATS or Path(spec).exists():
         if split is not None:
             raise ValueError(

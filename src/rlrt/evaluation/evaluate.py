@@ -203,12 +203,11 @@ class EvalArguments:
         self.reward_config = MathRewardConfig.from_options(self.reward_options)
 
     def settings(self) -> dict[str, Any]:
-        """What, besides the sampling settings, decides a checkpoint x dataset result: a finished pair in
-        ``output_dir``'s results.json is reused only when these and the sampling settings are the same."""
-        # dataset_seed only when set, so results written before the flag existed (seed 0) are still reused
-        seed = {"dataset_seed": self.dataset_seed} if self.dataset_seed else {}
+        """What, besides the sampling settings, decides a checkpoint x dataset result: results already in
+        ``output_dir``'s results.json are kept (and a finished pair reused) only when these and the sampling settings
+        are the same. Strata are not among them: they are recomputed for the pairs asked."""
         return {"num_samples": self.num_samples, "limit": self.limit, "dataset_options": self.dataset_options,
-                "reward_options": self.reward_options, **seed}
+                "reward_options": self.reward_options, "dataset_seed": self.dataset_seed}
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
@@ -298,18 +297,35 @@ def previous_results(output_dir: str | Path, sampling: SamplingConfig,
         payload = json.loads(path.read_text())
     except (OSError, ValueError):
         payload = None
-    if not isinstance(payload, dict) or not isinstance(payload.get("results", []), list):
+    entries = payload.get("results", []) if isinstance(payload, dict) else None
+    if not isinstance(entries, list) or not isinstance(payload.get("sampling") or {}, dict) \
+            or not isinstance(payload.get("settings") or {}, dict) \
+            or any(not isinstance(r, dict) or any(k not in r for k in RESULT_KEYS) for r in entries):
         raise ValueError(f"{path} is not a results.json of rlrt eval: {fix}")
-    mine = {**sampling.to_dict(), **settings}
-    theirs = {**(payload.get("sampling") or {}), **(payload.get("settings") or {})}
     if payload.get("settings") is None:
-        differ = ["settings (written by an older rlrt, which did not record them)"]
-    else:
-        differ = [f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in sorted(set(mine) | set(theirs))
-                  if theirs.get(k) != mine.get(k)]
+        raise ValueError(f"{path} records no evaluation settings (an older rlrt eval, or rlrt compare's start "
+                         f"evaluation), so its results cannot be kept beside new ones: {fix}")
+    mine = _comparable({**sampling.to_dict(), **settings})
+    theirs = _comparable({**(payload.get("sampling") or {}), **payload["settings"]})
+    differ = [f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in sorted(set(mine) | set(theirs))
+              if theirs.get(k) != mine.get(k)]
     if differ:
         raise ValueError(f"{path} holds an evaluation with other settings ({'; '.join(differ)}): {fix}")
-    return list(payload.get("results", []))
+    return entries
+
+
+RESULT_KEYS = ("model", "dataset", "summary", "problems")  # what every result of results.json holds
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings as ``previous_results`` compares them: JSON option texts parsed (other spacing is the same
+    setting), ``dataset_seed`` 0 where a file written before the flag existed records none."""
+    out = {"dataset_seed": 0, **settings}
+    for key in ("dataset_options", "reward_options"):
+        if isinstance(out.get(key), str):
+            with contextlib.suppress(ValueError):
+                out[key] = json.loads(out[key])
+    return out
 
 
 def read_start_strata(args: EvalArguments) -> dict[str, tuple]:
@@ -322,15 +338,25 @@ def read_start_strata(args: EvalArguments) -> dict[str, tuple]:
     if not path.is_file():
         raise FileNotFoundError(f"--strata-from {path} does not exist: give the starting model's results.json from "
                                 "rlrt eval (or rlrt compare's start/results.json).")
-    payload = json.loads(path.read_text())
+    give = "give the starting model's results.json from rlrt eval (or rlrt compare's start/results.json)."
+    try:
+        payload = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"--strata-from {path} is not valid JSON ({getattr(err, 'msg', err)}): {give}") from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"--strata-from {path} is not a results.json (a JSON object with its results): {give}")
     out = {}
-    for spec in args.dataset:
-        chosen = start_result(payload, spec, args.strata_model)
-        seed = chosen.get("dataset_seed")
-        if spec.startswith("rg:") and seed is not None and int(seed) != args.dataset_seed:
-            raise ValueError(f"the --strata-from evaluation drew {spec} with dataset seed {seed} and this one with "
-                             f"{args.dataset_seed}: pass --dataset_seed {seed} (the same problems).")
-        out[spec] = strata_from_results(payload, spec, args.strata_model)
+    try:
+        for spec in args.dataset:
+            chosen = start_result(payload, spec, args.strata_model)
+            seed = chosen.get("dataset_seed")
+            if spec.startswith("rg:") and seed is not None and seed != args.dataset_seed:
+                raise ValueError(f"the --strata-from evaluation drew {spec} with dataset seed {seed} and this one "
+                                 f"with {args.dataset_seed}: pass --dataset_seed {seed} (the same problems).")
+            out[spec] = strata_from_results(payload, spec, args.strata_model)
+    except (KeyError, TypeError, AttributeError) as err:  # a results.json of another layout
+        raise ValueError(f"--strata-from {path} is not a results.json of rlrt eval or rlrt compare (unexpected "
+                         f"layout: {err!r}): {give}") from None
     return out
 
 

@@ -178,10 +178,18 @@ def strata_summary(problems: Sequence[dict], start_counts: Sequence[int | None],
 
 def strata_markdown(results: Sequence[dict]) -> str:
     """Two tables over the results that carry ``strata``: avg@k per stratum (with problem counts), and the pass@k
-    curve per stratum. Scores in %."""
-    rows = [r for r in results if r.get("strata")]
-    if not rows:
-        return ""
+    curve per stratum; one pair of tables per set of strata (edges and strata samples), since results kept from an
+    earlier evaluation may have other edges. Scores in %; ``pass`` keys may be ints or, read back from JSON,
+    strings."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        if r.get("strata"):
+            key = (tuple(r["strata"]["strata"]), r["strata"]["start_samples"], str(r["strata"]["edges"]))
+            groups.setdefault(key, []).append(r)
+    return "\n".join(_strata_tables(rows) for rows in groups.values())
+
+
+def _strata_tables(rows: Sequence[dict]) -> str:
     labels = list(rows[0]["strata"]["strata"])
     lines = [f"Strata by the starting model's accuracy on {rows[0]['strata']['start_samples']} samples per problem "
              f"(edges {rows[0]['strata']['edges']}).", "",
@@ -198,6 +206,7 @@ def strata_markdown(results: Sequence[dict]) -> str:
     for r in rows:
         for label, s in r["strata"]["strata"].items():
             if s["problems"]:
-                cells = [f"{100 * s['pass'][k]:.1f}" if k in s["pass"] else "" for k in ks]
+                curve = {int(k): v for k, v in s["pass"].items()}
+                cells = [f"{100 * curve[k]:.1f}" if k in curve else "" for k in ks]
                 lines.append(f"| {r['model']} | {r['dataset']} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
