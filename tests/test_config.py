@@ -39,6 +39,8 @@ def test_variant_defaults():
         ({"teacher_context": "reference", "teacher_context_fallback": "answer"}, "only applies"),
         ({"max_teacher_prompt_length": 4}, "max_teacher_prompt_length"),
         ({"shaping_lambda_decay_steps": -1}, "decay_steps"),
+        ({"correctness_threshold": float("nan")}, "correctness_threshold must be a finite reward value; got nan"),
+        ({"correctness_threshold": float("inf")}, "correctness_threshold must be a finite reward value"),
     ],
 )
 def test_invalid_values_name_the_fix(kwargs, message):

@@ -262,3 +262,33 @@ def test_command_is_deterministic_given_the_seed(tiny_run, tmp_path):
     again = InterventionArguments(**{**vars(args), "output_dir": str(tmp_path)})
     second = json.loads(write_interventions(again)["json"].read_text())
     assert second["rollouts"] == payload["rollouts"] and second["summary"] == payload["summary"]
+
+
+@pytest.mark.parametrize(("returns", "message"), [
+    ("raise", r"Reward function 'mine' raised KeyError: 'gold'"),
+    ("text", r"Reward function 'mine' returned a str \('yes'\); rewards must be floats"),
+    ("short", r"Reward function 'mine' returned 1 values for 2 completions"),
+])
+def test_interventions_check_a_reward_as_training_does(returns, message, tokenizer):
+    from collections import Counter
+
+    from rlrt.reliability import RewardFunctionError, guard_reward_function
+
+    def mine(prompts, completions, **kwargs):
+        if returns == "raise":
+            return [kwargs["gold"] for _ in completions]
+        if returns == "text":
+            return ["yes" for _ in completions]
+        return [1.0]
+
+    row = {"prompt": "What is 9 + 8?", "answer": "17"}
+    ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in ("17", "16")]
+    with pytest.raises(RewardFunctionError, match=message):
+        make_grader(guard_reward_function(mine, "raise", Counter()), 1.0, tokenizer, row)(ids)
+
+
+def test_grader_counts_none_and_nan_rewards_as_incorrect(tokenizer):
+    row = {"prompt": "What is 9 + 8?", "answer": "17"}
+    ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in ("a", "b", "c")]
+    grade = make_grader(lambda prompts, completions, **kw: [None, float("nan"), 1.0], 1.0, tokenizer, row)
+    assert grade(ids) == [False, False, True]

@@ -135,6 +135,19 @@ def test_rlsd_without_solution_column_says_what_to_do(tmp_path, tiny_model_dir, 
                     train_dataset=dataset.remove_columns("solution"), processing_class=tokenizer)
 
 
+def test_rlsd_on_a_dataset_without_any_solution_is_refused(tmp_path, tiny_model_dir, tokenizer, dataset):
+    # The reported case: rlrt.data's loaders write "" where a source has no worked solution (a local file without
+    # the column, most rg: tasks), so the column exists and every row would silently train as plain GRPO.
+    empty = dataset.map(lambda row: {"solution": ""})
+    with pytest.raises(ValueError, match=r"needs the 'solution' column filled, and no row of the training dataset "
+                                         r"has one: .* or choose teacher_context='sibling'"):
+        RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward],
+                    args=make_config(tmp_path, shaping="rlsd"), train_dataset=empty, processing_class=tokenizer)
+    some = dataset.map(lambda row, i: {"solution": row["solution"] if i == 0 else ""}, with_indices=True)
+    RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward],  # rows without one get no teacher
+                args=make_config(tmp_path, shaping="rlsd"), train_dataset=some, processing_class=tokenizer)
+
+
 def test_grpo_config_is_refused_with_a_fix(tmp_path, tiny_model_dir, tokenizer, dataset):
     from trl import GRPOConfig
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -244,6 +245,9 @@ class RLRTConfig(GRPOConfig):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}.")
         _check_choice("reward_errors", self.reward_errors, ("skip", "raise"))
+        if not math.isfinite(self.correctness_threshold):
+            raise ValueError(f"correctness_threshold must be a finite reward value; got {self.correctness_threshold} "
+                             "(a rollout is correct when its correctness reward is >= it; 1.0 for 0/1 rewards).")
         if self.shaping == SDPO:
             self._check_sdpo()
             return

@@ -47,7 +47,7 @@ from .config import RLRTConfig
 from .data.loaders import answer_problem
 from .models import DEFAULT_MODEL_ALIASES
 from .reliability import ReliableTrainerMixin
-from .step import Rollouts, score_with_teacher, shape_rollouts, teacher_batch_size
+from .step import Rollouts, correct_rollouts, score_with_teacher, shape_rollouts, teacher_batch_size
 from .teacher import TeacherWeights
 from .text import completion_text
 
@@ -166,8 +166,8 @@ class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
         return rewards_per_func
 
     def _any_correct(self, rewards_per_func: torch.Tensor) -> bool:
-        gate = torch.nan_to_num(rewards_per_func[:, self._correctness_index], nan=-math.inf)
-        return bool((gate >= self.args.correctness_threshold).any())
+        return bool(correct_rollouts(rewards_per_func[:, self._correctness_index],
+                                     self.args.correctness_threshold).any())
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
@@ -392,4 +392,12 @@ def _check_dataset_columns(args: RLRTConfig, dataset) -> None:
                 f"shaping={args.shaping!r} with teacher context {source!r} needs a {column!r} column in the "
                 f"training dataset, which has {list(columns)}. Add the column (or map yours to it), or choose "
                 "teacher_context='sibling'."
+            )
+        if not any(str(value or "").strip() for value in dataset[column]):
+            # rlrt.data's loaders write an empty solution where a source has none: every row would get no teacher
+            # and the run would be plain GRPO, with only rlrt/context_frac = 0 to say so.
+            raise ValueError(
+                f"shaping={args.shaping!r} with teacher context {source!r} needs the {column!r} column filled, and "
+                f"no row of the training dataset has one: use a dataset with worked solutions (map your column to "
+                f"{column!r}), or choose teacher_context='sibling'."
             )

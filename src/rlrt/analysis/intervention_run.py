@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -24,7 +25,8 @@ from ..data.registry import parse_dataset_options
 from ..data.tasks import DEFAULT_EVAL_DATASET
 from ..io import refuse_other_arguments, write_json
 from ..models import DEFAULT_MODEL
-from ..step import choose_teacher_rows, teacher_prompt_ids
+from ..reliability import guard_reward_function
+from ..step import choose_teacher_rows, correct_rollouts, teacher_prompt_ids
 from ..teacher import render_prompt
 from .asymmetry import token_asymmetry
 from .html import render_inspect_html
@@ -175,17 +177,15 @@ def load_reward_function(spec: str, options: str | None = None):
 
 def reward_values(reward_func, tokenizer, row: dict[str, Any], completions: Sequence[Sequence[int]]) -> list:
     """The reward of each completion (token ids) of ``row``'s prompt, called as TRL does: chat completions for a
-    chat prompt, the row's other columns as keyword arguments. ``None`` where the reward gives none."""
+    chat prompt, the row's other columns as keyword arguments. ``None`` where the reward gives none. Give a
+    ``reliability.guard_reward_function``-wrapped function (as ``write_interventions`` does) for training's checks:
+    a wrong length, a non-numeric or non-finite value, or an error, each named with the function."""
     prompt = row["prompt"]
     columns = {k: v for k, v in row.items() if k != "prompt"}
     texts = [tokenizer.decode(c, skip_special_tokens=True) for c in completions]
     wrapped = [[{"role": "assistant", "content": t}] if not isinstance(prompt, str) else t for t in texts]
     n = len(texts)
-    rewards = list(reward_func(prompts=[prompt] * n, completions=wrapped, **{k: [v] * n for k, v in columns.items()}))
-    if len(rewards) != n:
-        raise ValueError(f"The reward function returned {len(rewards)} values for {n} completions; it must return "
-                         "one per completion.")
-    return rewards
+    return list(reward_func(prompts=[prompt] * n, completions=wrapped, **{k: [v] * n for k, v in columns.items()}))
 
 
 def make_grader(reward_func, threshold: float, tokenizer, row: dict[str, Any]) -> Grader:
@@ -193,8 +193,8 @@ def make_grader(reward_func, threshold: float, tokenizer, row: dict[str, Any]) -
     ``reward >= threshold``, a ``None``/NaN reward is incorrect."""
 
     def grade(completions: Sequence[Sequence[int]]) -> list[bool]:
-        rewards = reward_values(reward_func, tokenizer, row, completions)
-        return [r is not None and not math.isnan(float(r)) and float(r) >= threshold for r in rewards]
+        rewards = [math.nan if r is None else float(r) for r in reward_values(reward_func, tokenizer, row, completions)]
+        return correct_rollouts(torch.tensor(rewards), threshold).tolist()
 
     return grade
 
@@ -235,9 +235,10 @@ def write_interventions(args: InterventionArguments) -> dict[str, Path]:
     from ..models import load_model, load_tokenizer, resolve_model
 
     refuse_other_arguments(Path(args.output_dir) / "interventions.json", asdict(args))  # before any sampling
-    reward_func = load_reward_function(args.reward_func, args.reward_options)
-    if callable(getattr(reward_func, "start", None)):
-        reward_func.start()
+    loaded = load_reward_function(args.reward_func, args.reward_options)
+    if callable(getattr(loaded, "start", None)):
+        loaded.start()
+    reward_func = guard_reward_function(loaded, "raise", Counter())  # training's checks, each error one line
     path = resolve_model(args.model)
     model, tokenizer = load_model(path, args.trust_remote_code), load_tokenizer(path, args.trust_remote_code)
     model.eval()
