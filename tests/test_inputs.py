@@ -758,6 +758,13 @@ def test_reward_file_with_an_error_is_one_line_naming_it(tmp_path, load, flag):
     with pytest.raises(FileNotFoundError, match=r"missing\.py does not exist \(from " + flag):
         load(f"{tmp_path / 'missing.py'}:f")
     assert load(f"{typo}:parity")(completions=["a", "b"]) == [1.0, 1.0]
+    # A valid file that Python's own machinery looks up by module name (the reported case: @dataclass with
+    # postponed annotations failed to import).
+    dataclass_file = tmp_path / "scored.py"
+    dataclass_file.write_text("from __future__ import annotations\nfrom dataclasses import dataclass\n\n\n"
+                              "@dataclass\nclass Score:\n    value: float = 1.0\n\n\n"
+                              "def score(completions, **kw):\n    return [Score().value for _ in completions]\n")
+    assert load(f"{dataclass_file}:score")(completions=["a"]) == [1.0]
 
 
 @pytest.mark.parametrize(

@@ -197,3 +197,14 @@ def test_rows_the_loss_ignores_are_not_scored_or_counted(tmp_path, tiny_model_di
     assert forwards == [] and logged["rlrt/teacher_rows_frac"] == 0.0 and logged["rlrt/shaped_frac"] == 0.0
     forwards, logged = run(mask_truncated=False)
     assert sum(forwards) > 0 and logged["rlrt/teacher_rows_frac"] > 0 and logged["rlrt/shaped_frac"] > 0
+
+
+def test_a_prompt_too_long_for_the_teacher_is_refused_before_any_rollout(tmp_path, tiny_model_dir, tokenizer,
+                                                                         dataset):
+    # The reported case: the first time such a row got a teacher, the run stopped with a ValueError mid-training.
+    longest = max(range(len(dataset)), key=lambda i: len(str(dataset[i]["prompt"])))
+    with pytest.raises(ValueError, match=rf"^train_dataset row {longest} \(rows count from 0\): The teacher prompt "
+                                         r"needs \d+ tokens without its context, more than max_teacher_prompt_length=16"):
+        RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward],
+                    args=make_config(tmp_path, shaping="rlrt", max_teacher_prompt_length=16), train_dataset=dataset,
+                    processing_class=tokenizer)

@@ -48,7 +48,7 @@ from .data.loaders import answer_problem
 from .models import DEFAULT_MODEL_ALIASES
 from .reliability import ReliableTrainerMixin
 from .step import Rollouts, correct_rollouts, score_with_teacher, shape_rollouts, teacher_batch_size
-from .teacher import TeacherWeights
+from .teacher import TeacherWeights, tokenize_teacher_prompts
 from .text import completion_text
 
 BROKEN_BASE_LINK = "[None](https://huggingface.co/None)"  # TRL's model card for a base model in a local folder
@@ -105,6 +105,7 @@ class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
         self.teacher_weights: TeacherWeights | None = None
         if self.variant.direction != 0:
             self._check_teacher_weights_supported()
+            self._check_teacher_prompts_fit(train_dataset)
             self.teacher_weights = TeacherWeights(
                 self.accelerator.unwrap_model(self.model), args.teacher_weights, args.teacher_ema_rate
             )
@@ -128,6 +129,22 @@ class RLRTTrainer(ReliableTrainerMixin, GRPOTrainer):
             card.write_text(text.replace(BROKEN_BASE_LINK, base_model_link(name)))
 
     # ------------------------------------------------------------------------------------------ setup
+
+    def _check_teacher_prompts_fit(self, dataset, longest: int = 16) -> None:
+        """Refuse before any rollout a training prompt whose teacher prompt exceeds ``max_teacher_prompt_length``
+        even with an empty context (``tokenize_teacher_prompts`` would raise mid-run, the first time that row had
+        a teacher). Checks the ``longest`` prompts by characters, which order token counts closely enough."""
+        columns = getattr(dataset, "column_names", None)
+        if not columns or "prompt" not in columns:
+            return
+        prompts = dataset["prompt"]
+        order = sorted(range(len(prompts)), key=lambda i: len(str(prompts[i])), reverse=True)[:longest]
+        for row in order:
+            try:
+                tokenize_teacher_prompts(self.processing_class, [prompts[row]], [""], self.args.teacher_prompt_template,
+                                         self.args.max_teacher_prompt_length, self.chat_template_kwargs)
+            except ValueError as err:
+                raise ValueError(f"train_dataset row {row} (rows count from 0): {err}") from None
 
     def _resolve_correctness_index(self, name: str | None) -> int:
         if name is None:

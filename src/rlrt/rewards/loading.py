@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -83,7 +84,13 @@ def _import_module(name: str, target: str, path: Path | None, flag: str):
             return importlib.import_module(target)
         spec = importlib.util.spec_from_file_location(f"rlrt_user_reward_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        # registered as Python's own import does: @dataclass and pickling look the module up by name
+        sys.modules[spec.name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(spec.name, None)
+            raise
         return module
     except SyntaxError as err:
         raise ValueError(f"{err.filename or target} line {err.lineno} has a syntax error ({err.msg}); fix it "

@@ -29,7 +29,8 @@ _ANSWER_TAG = re.compile(r"<answer>\s?(.*?)\s?</answer>", re.DOTALL)
 def extract_rg_answer(text: str, config: MathRewardConfig | None = None) -> str | None:
     """The answer of a completion to a reasoning-gym prompt: last ``<answer>`` tag (as
     ``reasoning_gym.utils.extract_answer`` reads it), else last ``\\boxed{}`` (a ``\\text{...}`` around the whole box
-    content is removed); ``None`` when there is neither, or when it is longer than ``max_completion_chars``."""
+    content is removed), searched in the completion's last ``max_completion_chars`` characters (``answer_region``);
+    ``None`` when there is neither."""
     config = config or MathRewardConfig()
     region = answer_region(text, config)
     tags = _ANSWER_TAG.findall(region)
