@@ -327,3 +327,23 @@ def test_sampling_commands_refuse_to_overwrite_a_result_of_other_flags(command, 
     err = capsys.readouterr().err
     assert f"{out / file} holds a result of other arguments (" in err and "limit 7 there, 2 here" in err
     assert (out / file).read_text() == before
+
+
+def test_a_reward_without_kwargs_is_refused_before_any_rollout():
+    from collections import Counter
+
+    from rlrt.reliability import guard_reward_function
+
+    def strict(prompts, completions):
+        return [1.0] * len(completions)
+
+    with pytest.raises(ValueError, match=r"^Reward function 'strict' takes \(prompts, completions\), but TRL calls it "
+                                         r"with the keywords .*: add \*\*kwargs \(def strict\(prompts, completions, "
+                                         r"\*\*kwargs\)\)\.$"):
+        guard_reward_function(strict, "skip", Counter())
+
+    class Scorer:  # a callable object is inspected through its __call__
+        def __call__(self, completions, **kwargs):
+            return [0.0] * len(completions)
+
+    assert guard_reward_function(Scorer(), "skip", Counter())(prompts=["p"], completions=["c"]) == [0.0]

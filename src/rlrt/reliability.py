@@ -36,6 +36,22 @@ class RewardFunctionError(RuntimeError):
     """A reward function failed in strict mode, or returned something unusable."""
 
 
+def check_reward_signature(func: Callable, name: str) -> None:
+    """Raises ``ValueError`` (one line, before any rollout) when ``func`` cannot take TRL's call: keywords
+    ``prompts``, ``completions``, ``completion_ids``, ``trainer_state``, ``log_extra``, ``log_metric`` and the
+    dataset's other columns, which only a ``**kwargs`` parameter accepts. Uninspectable callables pass."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        raise ValueError(
+            f"Reward function {name!r} takes {signature}, but TRL calls it with the keywords prompts, completions, "
+            f"completion_ids, trainer_state, log_extra, log_metric and the dataset's other columns: add **kwargs "
+            f"(def {name}(prompts, completions, **kwargs))."
+        )
+
+
 def guard_reward_function(func: Callable, mode: str, errors: Counter, last_errors: dict | None = None) -> Callable:
     """Wrap a TRL reward function so one bad sample does not end the run.
 
@@ -47,6 +63,7 @@ def guard_reward_function(func: Callable, mode: str, errors: Counter, last_error
     """
     last_errors = {} if last_errors is None else last_errors
     name = getattr(func, "__name__", type(func).__name__)
+    check_reward_signature(func, name)
 
     @functools.wraps(func)
     def guarded(prompts, completions, **kwargs):
