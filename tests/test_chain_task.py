@@ -9,7 +9,7 @@ import re
 import pytest
 
 from rlrt.data import ChainOptions, chain_task, load_task
-from rlrt.data.chain import HELD_OUT_SIZE, TRAIN_SIZE
+from rlrt.data.chain import HELD_OUT_SIZE, TRAIN_SIZE, chain_problems
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
 
@@ -58,6 +58,14 @@ def test_answers_and_solutions_are_right(options):
         assert example_a["content"].count("=") == steps and question["content"] == row["question"]
 
 
+@pytest.mark.parametrize("operations", ["-*", "+", "*", "+-"])
+def test_only_the_given_operations_appear(operations):
+    options = ChainOptions(steps=4, max_operand=9, operations=operations)
+    example, held_out, train = chain_problems(options)
+    used = {op for problem in (example, *held_out, *train) for op in problem.ops}
+    assert used == set(operations)  # each appears, none other (a '-' at 0 becomes '+', or '*' without '+')
+
+
 def test_difficulty_knob_changes_the_problems():
     base = chain_task("test")["question"]
     longer = chain_task("test", steps=4)["question"]
@@ -82,6 +90,7 @@ def test_load_task_and_options_reach_the_task():
     ({"max_operand": 1}, "option 'max_operand' must be an integer from 2 to 999"),
     ({"operations": "+/"}, "option 'operations' must be a non-empty string"),
     ({"operations": ""}, "option 'operations' must be a non-empty string"),
+    ({"operations": "-"}, r"option 'operations' cannot be '-' alone: a chain that reaches 0 cannot go on"),
     ({"step": 3}, r"unknown option 'step' \(did you mean 'steps'\?\); the options are \['steps', 'max_operand', "
                     r"'operations', 'min_steps'\]"),
     ({"steps": 1, "max_operand": 5}, "give only .* distinct problems .* raise 'steps' or 'max_operand'"),

@@ -1199,3 +1199,158 @@ def test_live_line_at_the_final_evaluation_shows_one_average():
             "heldout/avg@2": 0.25}
     line = live_line(SimpleNamespace(global_step=8, max_steps=8), logs)
     assert "avg@4 0.250" in line and "avg@2" not in line and "pass@1 0.250 | pass@4 0.500" in line
+
+
+# ------------------------------------------------------------------ data: file shapes, cell types, option types
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("d.json", "[]", r"d\.json holds no rows \(its columns: \[\]\): add rows"),
+    ("d.jsonl", "{}\n{}\n", r"d\.jsonl holds no columns \(every row is an empty object\)"),
+    ("d.json", "{}", r"d\.json holds no columns"),
+])
+def test_a_file_without_rows_or_columns_is_one_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message) as caught:
+        load_local(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_parquet_file_with_zero_rows_names_its_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"question": pa.array([], pa.string()), "answer": pa.array([], pa.string())}), path)
+    with pytest.raises(ValueError, match=r"d\.parquet holds no rows \(its columns: \['question', 'answer'\]\)"):
+        load_local(path)
+
+
+def test_missing_columns_suggest_the_closest_column_not_the_first(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"id": 1, "Question": "q?", "gold": "1", "notes": ""}))
+    with pytest.raises(ValueError) as caught:
+        load_local(path)
+    message = str(caught.value)
+    assert "no column 'question' (did you mean 'Question'?)" in message and "; no column 'answer': map" in message
+    assert """--dataset_options '{"question_column": "Question", "answer_column": "..."}'""" in message
+
+
+def test_csv_cells_are_read_as_written(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("question,answer,id,note\nq1?,True,007,\nq2?,False,010,NA\nq3?,NA,1,None\nq4?,None,2,x\n")
+    dataset = load_local(path)
+    assert dataset["answer"] == ["True", "False", "NA", "None"]
+    assert dataset["id"] == ["007", "010", "1", "2"] and dataset["note"] == ["", "NA", "None", "x"]
+    path.write_text("question,answer\nq1?,\n")
+    with pytest.raises(ValueError, match=r"row 0: column 'answer' is empty"):
+        load_local(path)
+
+
+@pytest.mark.parametrize("name", ["d.jsonl", "d.json", "d.csv"])
+def test_a_byte_order_mark_is_read_past(tmp_path, name):
+    path = tmp_path / name
+    rows = {"d.jsonl": '{"question": "q?", "answer": "1"}\n', "d.json": '[{"question": "q?", "answer": "1"}]',
+            "d.csv": "question,answer\nq?,1\n"}[name]
+    path.write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    assert load_local(path)["answer"] == ["1"]
+
+
+def test_json_file_shapes(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"question": "q?", "answer": "1", "level": 2}, indent=2))  # one row, pretty-printed
+    assert load_local(path)["level"] == [2]
+    path.write_text(json.dumps({"question": ["a?", "b?"], "answer": ["1", "2"]}, indent=2))  # column lists
+    assert load_local(path)["answer"] == ["1", "2"]
+    path.write_text('{"question": "a?", "answer": "1"}\n{"question": "b?", "answer": "2"}\n')  # JSON Lines
+    assert load_local(path)["answer"] == ["1", "2"]
+    refused = [
+        (json.dumps({"question": ["a?", "b?"], "answer": ["1"]}), r"column lists of different lengths \{'question': "
+                                                                   r"2, 'answer': 1\}"),
+        ('"just text"', r"holds a JSON str, not rows: a \.json file holds a list of row objects"),
+        ('{\n  "question": "q?",\n  "answer": \n}', r"is not valid JSON \(line 4, column 1: Expecting value\); a "
+                                                     r"\.json file holds a list of row objects .* an object of "
+                                                     r"equal-length column lists"),
+    ]
+    for text, message in refused:
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message) as caught:
+            load_local(path)
+        assert "\n" not in str(caught.value) and ".jsonl file holds" not in str(caught.value)
+
+
+def test_a_pretty_printed_jsonl_file_is_told_to_be_json(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"question": "q?", "answer": "1"}, indent=2))
+    with pytest.raises(ValueError, match=r"line 1 is not valid JSON .* this file is one JSON document: name it "
+                                         r"\.json"):
+        load_local(path)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"instruction": 5}, r"prompt format option 'instruction' must be a string \(\"\" for none\); got int \(5\)"),
+    ({"chat": "false"}, r"prompt format option 'chat' must be true or false .*; got str \('false'\)"),
+    ({"system_prompt": ["Be brief."]}, r"prompt format option 'system_prompt' must be a string or null; got list"),
+])
+def test_prompt_format_options_are_type_checked(tmp_path, options, message):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"question": "q?", "answer": "1"}))
+    with pytest.raises(ValueError, match=message):
+        load_task(str(path), **options)
+
+
+def test_prompt_format_examples_must_be_string_pairs():
+    from rlrt.data import PromptFormat
+
+    with pytest.raises(ValueError, match=r"option 'examples' must be a list of \(question, answer\) string pairs"):
+        PromptFormat(examples=(("q", 1),))
+    assert PromptFormat(examples=[["q", "a"]]).examples == [["q", "a"]]
+
+
+@pytest.mark.parametrize("column", ["prompts", "completions", "completion", "completion_ids", "trainer_state",
+                                    "log_extra", "log_metric", "environments"])
+def test_a_column_named_like_a_trl_reward_keyword_is_refused(tmp_path, column):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"question": "q?", "answer": "1", column: "x"}))
+    with pytest.raises(ValueError, match=rf"d\.jsonl has a column '{column}', a name TRL's GRPOTrainer gives reward "
+                                         r"functions itself .*: rename that column"):
+        load_local(path)
+
+
+def test_a_trl_reward_keyword_column_mapped_as_the_question_is_used_not_kept(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"prompts": "q?", "answer": "1"}))
+    dataset = load_local(path, question_column="prompts")
+    assert dataset["question"] == ["q?"] and "prompts" not in dataset.column_names
+
+
+def test_a_training_set_with_a_trl_reward_keyword_column_is_refused():
+    from datasets import Dataset
+
+    from rlrt.trainer import check_train_dataset
+
+    dataset = Dataset.from_dict({"prompt": ["q?"], "answer": ["1"], "completions": ["x"]})
+    with pytest.raises(ValueError, match=r"train_dataset has a column 'completions'.*dataset\.rename_column"):
+        check_train_dataset(dataset)
+
+
+def test_a_trl_reward_keyword_column_on_the_command_line(tmp_path, tiny_model_dir, capsys):
+    from rlrt.cli import main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"question": "q?", "answer": "1", "prompts": "x"}))
+    assert main(["train", "--model", str(tiny_model_dir), "--dataset", str(data), "--output_dir",
+                 str(tmp_path / "run"), *TINY]) == 2
+    assert "has a column 'prompts'" in _error_line(capsys, "train")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"size": 0}, r"option 'size' \(how many problems to draw\) must be a positive integer; got 0"),
+    ({"size": "10"}, r"option 'size' .* must be a positive integer; got '10'"),
+    ({"size": 4, "min_terms": 5, "max_terms": 2}, r"refused the options \{'size': 4, 'min_terms': 5, 'max_terms': "
+                                                   r"2\} of task 'chain_sum'"),
+])
+def test_reasoning_gym_size_is_named_when_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        load_task("rg:chain_sum", **options)

@@ -44,7 +44,7 @@ from trl import GRPOTrainer
 
 from .algorithms.shaping import lambda_at_step
 from .config import RLRTConfig
-from .data.loaders import answer_problem
+from .data.loaders import answer_problem, check_column_names
 from .models import DEFAULT_MODEL_ALIASES
 from .reliability import ReliableTrainerMixin
 from .step import Rollouts, correct_rollouts, score_with_teacher, shape_rollouts, teacher_batch_size
@@ -371,7 +371,8 @@ def check_tokenizer(tokenizer, dataset) -> None:
 
 
 def check_train_dataset(dataset) -> None:
-    """Fail before any work on an empty training set, one without a ``prompt`` column, or an unusable ``answer``."""
+    """Fail before any work (``ValueError``) on an empty training set, one without a ``prompt`` column, an unusable
+    ``answer``, or a column named like a keyword argument TRL gives reward functions itself (``prompts``...)."""
     columns = getattr(dataset, "column_names", None)
     if columns is None:
         return
@@ -383,6 +384,7 @@ def check_train_dataset(dataset) -> None:
             "question column or build the dataset with rlrt.data (build_dataset / load_local with question_column=...; "
             """rlrt train: --dataset_options '{"question_column": "..."}')."""
         )
+    check_column_names(columns, "train_dataset", " (datasets: dataset.rename_column(old, new))")
     if "answer" in columns:
         for row, value in enumerate(dataset["answer"]):
             problem = answer_problem(value)

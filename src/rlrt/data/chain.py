@@ -57,7 +57,8 @@ class ChainOptions:
         min_steps: when set below ``steps``, each problem draws its number of operations uniformly from
             ``[min_steps, steps]``: a held-out set of mixed difficulty, so every difficulty stratum has problems.
         max_operand: operands are drawn from ``[1, max_operand]``, 2-999.
-        operations: which of ``+``, ``-``, ``*`` may appear, e.g. ``"+-"``.
+        operations: which of ``+``, ``-``, ``*`` may appear, e.g. ``"+-"``; only these appear. ``"-"`` alone is
+            refused: a chain that reaches 0 cannot go on (operands are at least 1 and no result goes below 0).
     """
 
     steps: int = 3
@@ -81,6 +82,9 @@ class ChainOptions:
             raise ValueError(
                 f"chain task option 'operations' must be a non-empty string of distinct characters from "
                 f"{OPERATIONS!r} (e.g. '+-'); got {self.operations!r}.")
+        if self.operations == "-":
+            raise ValueError("chain task option 'operations' cannot be '-' alone: a chain that reaches 0 cannot go on "
+                             "(operands are at least 1, no result goes below 0); add '+' or '*' (e.g. '+-').")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> ChainOptions:
@@ -125,7 +129,8 @@ class ChainProblem:
 
 def _draw(rng: random.Random, options: ChainOptions, steps: int | None = None) -> ChainProblem:
     """One problem of ``steps`` operations (``options.steps`` by default, or drawn from ``[min_steps, steps]``);
-    a ``-`` that would go below zero takes an operand no larger than the running value."""
+    a ``-`` that would go below zero takes an operand no larger than the running value, and a ``-`` at 0 becomes
+    ``+`` (or ``*`` where ``+`` is not among the operations; ``ChainOptions`` refuses ``-`` alone)."""
     if steps is None:
         mixed = options.min_steps is not None and options.min_steps < options.steps
         steps = rng.randint(options.min_steps, options.steps) if mixed else options.steps

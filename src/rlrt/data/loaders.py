@@ -18,13 +18,20 @@ from typing import Any
 
 from datasets import Dataset
 
-from ..text import check_option_keys, did_you_mean
+from ..text import check_option_keys, closest, did_you_mean
 from .formatting import PromptFormat, format_prompt
 
 logger = logging.getLogger(__name__)
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 OUTPUT_COLUMNS = ("prompt", "question", "answer", "solution")
+# Keyword arguments that TRL's GRPOTrainer (trl 1.16, ``_calculate_rewards``) gives reward functions itself: a dataset
+# column of one of these names clashes with them ("got multiple values for keyword argument") or is replaced or
+# dropped without a word, so it never reaches a reward function as itself.
+TRL_REWARD_KWARGS = ("prompts", "completions", "completion", "completion_ids", "trainer_state", "log_extra",
+                     "log_metric", "environments")
+MAP_HINT = ("; or, if it holds the question, answer or solution, map it with question_column, answer_column or "
+            "solution_column (rlrt: --dataset_options)")
 
 
 @dataclass
@@ -78,11 +85,13 @@ def build_dataset(
 
     Every other column is kept as it is (``extra_columns=None``, the default: the union over all rows, ``None``
     where a row lacks it), so reward functions receive it as a keyword argument, as in TRL; pass a list to keep
-    only those. The mapped source columns are kept too; a source column named like an output column
-    (``prompt``, ``question``, ``answer``, ``solution``) is replaced by it.
+    only those. The mapped source columns are kept too (except one named like a TRL reward keyword, below); a
+    source column named like an output column (``prompt``, ``question``, ``answer``, ``solution``) is replaced by it.
 
     Raises ``BadRowError`` (``on_bad_rows="error"``) on an empty question, a missing or empty answer, or a
-    non-string field; ``on_bad_rows="skip"`` drops such rows and counts them in the report (and the log).
+    non-string field; ``on_bad_rows="skip"`` drops such rows and counts them in the report (and the log). Raises
+    ``ValueError`` for a kept column named like a keyword argument TRL gives reward functions itself
+    (``TRL_REWARD_KWARGS``: ``prompts``, ``completions``, ``trainer_state``...).
     """
     if on_bad_rows not in ("error", "skip"):
         raise ValueError(f"on_bad_rows must be 'error' or 'skip'; got {on_bad_rows!r}.")
@@ -107,7 +116,10 @@ def build_dataset(
         kept_records.append(record)
     if extra_columns is None:
         extra_columns = list(dict.fromkeys(k for record in kept_records for k in record))
-    extra_columns = [c for c in extra_columns if c not in OUTPUT_COLUMNS]
+    mapped = {question_column, answer_column, solution_column}
+    extra_columns = [c for c in extra_columns
+                     if c not in OUTPUT_COLUMNS and not (c in mapped and c in TRL_REWARD_KWARGS)]
+    check_column_names(extra_columns, source, MAP_HINT)
     for row, record in zip(rows, kept_records):
         for column in extra_columns:
             row[column] = record.get(column)
@@ -120,6 +132,18 @@ def build_dataset(
     if not rows:
         raise ValueError(f"{source} has no usable rows (skipped {report.skipped}): check the file and column names.")
     return Dataset.from_list(rows), report
+
+
+def check_column_names(columns: Iterable[str], source: str, fix: str = "") -> None:
+    """Raises ``ValueError`` for the first of ``columns`` named like a keyword argument that TRL's GRPOTrainer gives
+    reward functions itself (``TRL_REWARD_KWARGS``), saying to rename it (``fix``: another way out)."""
+    for column in columns:
+        if column in TRL_REWARD_KWARGS:
+            raise ValueError(
+                f"{source} has a column {column!r}, a name TRL's GRPOTrainer gives reward functions itself "
+                f"({', '.join(TRL_REWARD_KWARGS)}): rename that column (every other column reaches reward functions "
+                f"as a keyword argument of its own name){fix}."
+            )
 
 
 def answer_problem(value: Any) -> str | None:
@@ -178,8 +202,13 @@ def load_local(
     """A local JSONL, JSON, Parquet or CSV file; the ``*_column`` arguments map its columns, and every other
     column is kept (reward functions receive it).
 
+    Text files are read as UTF-8, with or without a byte-order mark. A ``.json`` file holds a list of row objects,
+    an object of equal-length column lists, or one row object per line (as ``.jsonl``). CSV cells are read as
+    text, as written (``007``, ``True`` and ``NA`` stay strings; an empty cell is ``""``).
+
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` (naming the file, and the line of a JSON
-    Lines file) for a folder, an unreadable, empty or malformed file, or missing question/answer columns.
+    Lines file) for a folder, an unreadable, empty or malformed file, a file with no rows or no columns, or missing
+    question/answer columns (suggesting the closest column).
     """
     path = Path(path)
     if path.is_dir():
@@ -191,62 +220,154 @@ def load_local(
         raise ValueError(f"Unsupported dataset file type {path.suffix!r}; use one of {sorted(LOCAL_FORMATS)}.")
     if not os.access(path, os.R_OK):
         raise ValueError(f"cannot read dataset file {path} (permission denied): fix its permissions or copy it.")
-    if path.stat().st_size == 0 or (kind != "parquet" and not path.read_text(errors="replace").strip()):
+    if path.stat().st_size == 0 or (kind != "parquet" and not _text(path).strip()):
         raise ValueError(f"Dataset file {path} is empty: add rows (one JSON object per line for .jsonl).")
-    if kind == "csv" and sum(1 for line in path.read_text(errors="replace").splitlines() if line.strip()) < 2:
+    if kind == "csv" and sum(1 for line in _text(path).splitlines() if line.strip()) < 2:
         raise ValueError(f"Dataset file {path} has a header line but no rows: add rows below it.")
-    records = _read_records(path, kind)
+    records, columns = _read_records(path, kind)
+    _check_columns(path, records, columns, question_column, answer_column)
     if limit is not None:
         records = records[:limit]
-    columns = list(dict.fromkeys(k for r in records for k in r))
-    if question_column not in columns or answer_column not in columns:
-        raise ValueError(
-            f"{path} has columns {columns}; map the question and answer columns with "
-            f"question_column=... and answer_column=... (now {question_column!r}, {answer_column!r}); on the command "
-            f"""line: --dataset_options '{{"question_column": "{columns[0]}", "answer_column": "..."}}'."""
-        )
     solution = solution_column if solution_column in columns else None
     dataset, _ = build_dataset(records, question_column, answer_column, solution, fmt, on_bad_rows, source=str(path))
     return dataset
 
 
-def _read_records(path: Path, kind: str) -> list[dict[str, Any]]:
-    """The rows of a local file as dicts; JSON is parsed here so that an error can name its line."""
-    if kind == "json":
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
-            try:
-                records = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path} is not valid JSON (line {err.lineno}: {err.msg}).") from None
-            numbered = list(enumerate(records, start=1))
-            where = "item"
-        else:
-            numbered, where = [], "line"
-            for number, line in enumerate(text.splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    numbered.append((number, json.loads(line)))
-                except json.JSONDecodeError as err:
-                    raise ValueError(
-                        f"{path} line {number} is not valid JSON ({err.msg}, column {err.colno}): fix or remove that "
-                        "line (a .jsonl file holds one JSON object per line)."
-                    ) from None
-        for number, record in numbered:
-            if not isinstance(record, dict):
-                raise ValueError(
-                    f"{path} {where} {number} is a {type(record).__name__}, not a JSON object: each row must be an "
-                    'object such as {"question": ..., "answer": ...}.'
-                )
-        return [record for _, record in numbered]
-    import datasets
+def _text(path: Path) -> str:
+    """The text of a local file: UTF-8, a leading byte-order mark dropped, undecodable bytes replaced."""
+    return path.read_text(encoding="utf-8-sig", errors="replace")
 
+
+def _check_columns(path: Path, records: list[dict[str, Any]], columns: list[str], question_column: str,
+                   answer_column: str) -> None:
+    """Raises ``ValueError`` when the file holds no rows or no columns, or lacks the question or answer column;
+    the message gives the ``--dataset_options`` mapping with the closest column names (``rlrt.text.closest``)."""
+    if not records:
+        raise ValueError(f"{path} holds no rows (its columns: {columns}): add rows with a question and an answer.")
+    if not columns:
+        raise ValueError(f"{path} holds no columns (every row is an empty object): give each row a question and an "
+                         'answer, e.g. {"question": "What is 2 + 2?", "answer": "4"}.')
+    missing = [name for name in (question_column, answer_column) if name not in columns]
+    if not missing:
+        return
+    hints = "".join(f"; no column {name!r}{did_you_mean(name, columns)}" for name in missing)
+    unused = [c for c in columns if c not in (question_column, answer_column)]
+    question = _column_guess(question_column, columns, unused)
+    answer = _column_guess(answer_column, columns, [c for c in unused if c != question])
+    raise ValueError(
+        f"{path} has columns {columns}{hints}: map the question and answer columns with question_column=... and "
+        f"answer_column=... (now {question_column!r}, {answer_column!r}); on the command line: "
+        f"""--dataset_options '{{"question_column": "{question}", "answer_column": "{answer}"}}'."""
+    )
+
+
+def _column_guess(name: str, columns: list[str], unused: list[str]) -> str:
+    """``name`` when the file has it, else the column closest to it, else the only column not otherwise used,
+    else ``...``."""
+    if name in columns:
+        return name
+    return closest(name, columns) or (unused[0] if len(unused) == 1 else "...")
+
+
+JSON_SHAPES = ('a .json file holds a list of row objects ([{"question": ..., "answer": ...}, ...]), an object of '
+               'equal-length column lists ({"question": [...], "answer": [...]}), or one row object per line')
+
+
+def _read_records(path: Path, kind: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows of a local file as dicts, and its columns (in the order first seen; a Parquet or CSV file's
+    header, even without rows). Raises ``ValueError`` naming the file (and the line or item) when it cannot be
+    read or a row is not an object."""
+    if kind == "json":
+        records = _read_json(path)
+        return records, list(dict.fromkeys(k for r in records for k in r))
     try:
-        raw = datasets.load_dataset(kind, data_files=str(path), split="train")
+        if kind == "csv":  # every cell as the text written: no guessed bools, numbers or missing values
+            import pandas as pd
+
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            return frame.to_dict("records"), [str(c) for c in frame.columns]
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        return table.to_pylist(), list(table.column_names)
     except Exception as err:  # noqa: BLE001 -- pyarrow/pandas raise many types; one line names the file
         raise ValueError(f"cannot read {path} as {kind}: {type(err).__name__}: {err}".splitlines()[0]) from None
-    return raw.to_list()
+
+
+def _read_json(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``.json`` or ``.jsonl`` file; raises ``ValueError`` naming the line or item at fault."""
+    text = _text(path)
+    numbered, where = None, "line"
+    if path.suffix.lower() == ".json":
+        numbered = _read_json_document(path, text)
+        where = "item"
+    if numbered is None:
+        numbered, where = _read_json_lines(path, text), "line"
+    for number, record in numbered:
+        if not isinstance(record, dict):
+            raise ValueError(
+                f"{path} {where} {number} is a {type(record).__name__}, not a JSON object: each row must be an "
+                'object such as {"question": ..., "answer": ...}.'
+            )
+    return [record for _, record in numbered]
+
+
+def _read_json_document(path: Path, text: str) -> list[tuple[int, Any]] | None:
+    """A ``.json`` file read as one JSON document: numbered rows, or ``None`` when it is JSON Lines instead (its
+    first line is a JSON object of its own). Raises ``ValueError`` for invalid JSON or another shape."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        if _first_line_is_object(text):
+            return None
+        raise ValueError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg}); "
+                         f"{JSON_SHAPES}.") from None
+    if isinstance(document, list):
+        return list(enumerate(document, start=1))
+    if isinstance(document, dict) and document and all(isinstance(v, list) for v in document.values()):
+        lengths = {key: len(value) for key, value in document.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"{path} holds column lists of different lengths {lengths}: give every column one value "
+                             f"per row ({JSON_SHAPES}).")
+        return [(n, dict(zip(document, values))) for n, values in enumerate(zip(*document.values()), start=1)]
+    if isinstance(document, dict):  # one row (a .jsonl file of one line, or the same object pretty-printed)
+        return [(1, document)]
+    raise ValueError(f"{path} holds a JSON {type(document).__name__}, not rows: {JSON_SHAPES}.")
+
+
+def _first_line_is_object(text: str) -> bool:
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        return isinstance(json.loads(first), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _read_json_lines(path: Path, text: str) -> list[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line; raises ``ValueError`` naming the first invalid line."""
+    numbered = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            numbered.append((number, json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{path} line {number} is not valid JSON ({err.msg}, column {err.colno}): fix or remove that "
+                f"line ({_json_lines_hint(path, text)})."
+            ) from None
+    return numbered
+
+
+def _json_lines_hint(path: Path, text: str) -> str:
+    """What a file read as JSON Lines must hold, and the fix when the whole file is one JSON document."""
+    if path.suffix.lower() == ".json":
+        return JSON_SHAPES
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return "a .jsonl file holds one JSON object per line"
+    return "a .jsonl file holds one JSON object per line; this file is one JSON document: name it .json"
 
 
 def load_hub(name: str, split: str | None = None, fmt: PromptFormat | None = None, limit: int | None = None) -> Dataset:
@@ -310,6 +431,9 @@ def load_reasoning_gym(
     Each row also carries ``rg_task``, ``rg_config`` (JSON of the ``create_dataset`` arguments) and ``rg_index``:
     with them the rewards regenerate the row's reasoning-gym entry and grade it with the task's own scorer
     (``rlrt.rewards.rg``).
+
+    Raises ``ValueError`` for a ``size`` that is not a positive integer, an unknown task or option, or options
+    reasoning-gym refuses (the message names them, ``size`` included).
     """
     import dataclasses
     import json
@@ -317,18 +441,23 @@ def load_reasoning_gym(
     import reasoning_gym
     from reasoning_gym.factory import DATASETS
 
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"reasoning-gym task {task}'s option 'size' (how many problems to draw) must be a positive "
+                         f"integer; got {size!r}: change it in --dataset_options.")
     if task in DATASETS and dataclasses.is_dataclass(DATASETS[task][1]):
         fields = [f.name for f in dataclasses.fields(DATASETS[task][1]) if f.name not in ("size", "seed")]
         check_option_keys(params, fields, f"reasoning-gym task {task}'s --dataset_options")
+    shown = {"size": size, **params}  # load_task takes size out of the options: name it with them
     try:
         generator = reasoning_gym.create_dataset(task, size=size, seed=seed, **params)
     except AssertionError as err:  # reasoning-gym validates its configs with assert
         reason = str(err) or "one of its checks failed"
-        raise ValueError(f"reasoning-gym refused the options {params} of task {task!r}: {reason}; change "
-                         "--dataset_options.") from None
+        raise ValueError(f"reasoning-gym refused the options {shown} of task {task!r}: {reason}; "
+                         "change --dataset_options.") from None
     except (KeyError, ValueError, TypeError) as err:
         hint = did_you_mean(task, DATASETS) if task not in DATASETS else ""
-        raise ValueError(f"reasoning-gym could not build task {task!r}{hint} with {params}: {err}") from None
+        raise ValueError(f"reasoning-gym could not build task {task!r}{hint} with {shown}: "
+                         f"{err}") from None
     config = json.dumps({"size": size, "seed": seed, **params}, sort_keys=True)
     records = [
         {
