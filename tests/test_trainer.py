@@ -203,8 +203,9 @@ def test_a_prompt_too_long_for_the_teacher_is_refused_before_any_rollout(tmp_pat
                                                                          dataset):
     # The reported case: the first time such a row got a teacher, the run stopped with a ValueError mid-training.
     longest = max(range(len(dataset)), key=lambda i: len(str(dataset[i]["prompt"])))
-    with pytest.raises(ValueError, match=rf"^train_dataset row {longest} \(rows count from 0\): The teacher prompt "
-                                         r"needs \d+ tokens without its context, more than max_teacher_prompt_length=16"):
+    message = (rf"^train_dataset row {longest} \(rows count from 0\): The teacher prompt needs \d+ tokens without its "
+               r"context, more than max_teacher_prompt_length=16")
+    with pytest.raises(ValueError, match=message):
         RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward],
                     args=make_config(tmp_path, shaping="rlrt", max_teacher_prompt_length=16), train_dataset=dataset,
                     processing_class=tokenizer)
