@@ -132,6 +132,13 @@ def test_mean_std_text():
     assert mean_std([0.25, -0.125], signed=True) == "+6.2 ± 26.5" and mean_std([-0.094], signed=True) == "-9.4"
 
 
+def test_finite_mean_text_skips_metrics_a_run_did_not_log():
+    from rlrt.analysis.report import finite_mean
+
+    assert finite_mean([0.5, float("nan"), 0.25], 3) == "0.375"  # the runs that logged it
+    assert finite_mean([float("nan")], 1) == "—" and finite_mean([], 1) == "—"  # the reported "nan" cell (SDPO)
+
+
 def test_report_table_names_the_step_of_each_heldout_cell(tmp_path):
     """A run without a step-0 evaluation (as under rlrt compare): its first held-out score is not the start's."""
     _fake_run(tmp_path / "a", "grpo", [0.2, 0.3], [(0, 0.25), (4, 0.5)])

@@ -9,6 +9,7 @@ model's top-1 token had probability below 1e-3 under the starting model.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -140,6 +141,13 @@ def mean_std(values: list[float], signed: bool = False) -> str:
     return mean if len(values) == 1 else f"{mean} ± {100 * statistics.stdev(values):.1f}"
 
 
+def finite_mean(values: list[float], digits: int) -> str:
+    """The mean of the finite ``values`` as text with ``digits`` decimals; ``"—"`` when none is finite (a metric
+    the runs did not log, e.g. entropy under TRL's SDPO trainer)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return f"{statistics.fmean(finite):.{digits}f}" if finite else "—"
+
+
 def summary_rows(groups: dict[str, list[dict[str, Any]]], shift: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for label, runs in groups.items():
@@ -190,7 +198,7 @@ def markdown_summary(rows: list[dict[str, Any]]) -> str:
             f"{at_steps(r['heldout_first'], r.get('heldout_first_step', []))} | "
             f"{at_steps(r['heldout_last'], r.get('heldout_last_step', []))} | "
             f"{mean_std(r['pass_last'])} | {mean_std(r['reward_last5'])} | "
-            f"{statistics.fmean(r['entropy_last5']):.3f} | {statistics.fmean(r['length_last5']):.1f} | {shift} |"
+            f"{finite_mean(r['entropy_last5'], 3)} | {finite_mean(r['length_last5'], 1)} | {shift} |"
         )
     metric = rows[0]["heldout_metric"] if rows else "avg@k"
     return ("Held-out columns are " + str(metric) + " and the largest pass@k, in %, mean ± std over runs, at the "
