@@ -302,11 +302,11 @@ def test_previous_results_keep_or_refuse_in_one_line(tmp_path):
                                          r"--output_dir, or move .* away \(nothing there is overwritten\)\.$"):
         previous_results(tmp_path, seeded.sampling(), seeded.settings())
     for bad in ([1, 2], {"results": [1]}, {"results": [{"model": "m"}]}, {"results": [], "settings": [1]},
-                {"results": "x"}):
+                {"results": "x"}, {"results": [], "settings": {}}, {}):
         path.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match="is not a results.json of rlrt eval: choose another --output_dir"):
             previous_results(tmp_path, args.sampling(), args.settings())
-    path.write_text(json.dumps({"results": [entry]}))  # compare's start file, or an older rlrt eval
+    path.write_text(json.dumps({"sampling": {"seed": 0}, "results": [entry]}))  # compare's start, an older eval
     with pytest.raises(ValueError, match="records no evaluation settings"):
         previous_results(tmp_path, args.sampling(), args.settings())
 

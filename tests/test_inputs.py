@@ -765,6 +765,10 @@ def test_reward_file_with_an_error_is_one_line_naming_it(tmp_path, load, flag):
                               "@dataclass\nclass Score:\n    value: float = 1.0\n\n\n"
                               "def score(completions, **kw):\n    return [Score().value for _ in completions]\n")
     assert load(f"{dataclass_file}:score")(completions=["a"]) == [1.0]
+    exits = tmp_path / "exits.py"  # argparse at module level: its usage line read as if rlrt refused its own flags
+    exits.write_text("import argparse\nargparse.ArgumentParser().parse_args(['--nope'])\n")
+    with pytest.raises(ValueError, match=r"importing .*exits\.py called sys\.exit\(2\) .*guard that with"):
+        load(f"{exits}:f")
 
 
 @pytest.mark.parametrize(
@@ -1077,6 +1081,36 @@ def test_a_refused_run_leaves_no_empty_auto_run_folder_and_keeps_existing_ones(t
     assert main(["train", "--dataset", str(empty), "--output_dir", str(existing_empty), "--eval_dataset", "none"]) == 2
     capsys.readouterr()
     assert existing_empty.is_dir()  # not created by this run: left alone
+
+
+def test_a_run_refused_while_the_trainer_is_built_leaves_no_run_folder(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    # The reported case: rlsd on a file without worked solutions was refused, but runs/rlsd-<time>/config.json stayed.
+    from rlrt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "nosol.jsonl"
+    data.write_text("".join(json.dumps({"question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
+                            for i in range(4)))
+    argv = ["train", "--model", str(tiny_model_dir), "--dataset", str(data), "--eval_dataset", "none",
+            "--shaping", "rlsd", "--max_steps", "1", "--bf16", "false"]
+    assert main(argv) == 2
+    assert "needs the 'solution' column filled" in _error_line(capsys, "train")
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []
+
+
+def test_local_file_column_options_and_encoding_are_checked(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"question": "q", "answer": "1", "solution": "s"}) + "\n")
+    with pytest.raises(ValueError, match=r"has no column 'soln' \(solution_column\) \(did you mean 'solution'\?\)"):
+        load_local(path, solution_column="soln")  # it was dropped silently, and the file's solutions with it
+    with pytest.raises(ValueError, match=r"^solution_column must be a column name \(a string\); got \['a'\]\.$"):
+        load_local(path, solution_column=["a"])
+    assert load_local(path)["solution"] == ["s"] and load_local(path, solution_column=None)["solution"] == [""]
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes('{"question": "q", "answer": "5\u00e9"}\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin\.jsonl is not UTF-8 text \(byte 0xe9 at offset \d+\): save it as "
+                                         r"UTF-8\.$"):
+        load_local(latin)
 
 
 # ------------------------------------------------------------------------------------------------ did you mean

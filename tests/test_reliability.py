@@ -347,3 +347,5 @@ def test_a_reward_without_kwargs_is_refused_before_any_rollout():
             return [0.0] * len(completions)
 
     assert guard_reward_function(Scorer(), "skip", Counter())(prompts=["p"], completions=["c"]) == [0.0]
+    with pytest.raises(ValueError, match=r"^Reward function 'Scorer' is a class: pass an instance of it"):
+        guard_reward_function(Scorer, "skip", Counter())

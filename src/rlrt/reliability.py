@@ -44,6 +44,9 @@ def check_reward_signature(func: Callable, name: str) -> None:
         signature = inspect.signature(func)
     except (TypeError, ValueError):
         return
+    if isinstance(func, type):
+        raise ValueError(f"Reward function {name!r} is a class: pass an instance of it ({name}(...)), whose __call__ "
+                         "takes (prompts, completions, **kwargs).")
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
         raise ValueError(
             f"Reward function {name!r} takes {signature}, but TRL calls it with the keywords prompts, completions, "

@@ -342,20 +342,6 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
         peft_config = LoraConfig(r=train_args.lora_r, lora_alpha=train_args.lora_alpha,
                                  target_modules=train_args.lora_target_modules, task_type="CAUSAL_LM")
 
-    main_process = PartialState().is_main_process  # under `accelerate launch` every rank runs this function
-    if checkpoint is not None:
-        step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
-        if main_process:
-            print(f"resuming from {checkpoint} (step {step} of {config.max_steps})", flush=True)
-            for log in ("metrics.jsonl", "heldout.jsonl"):
-                truncate_log(run_dir / log, step)
-            first = first if first is not None else record
-            resume = {"step": step, "checkpoint": str(checkpoint), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      "changed": changed, "code": record["code"]}  # the code that trains from here on
-            first["resumes"] = [*first.get("resumes", []), resume]
-            write_json(run_dir / "config.json", first, indent=2)  # the first start's settings stay
-    elif main_process:
-        write_json(run_dir / "config.json", record, indent=2)
     trainer = build_trainer(model_path, reward_funcs, config, train_dataset, processing_class=tokenizer,
                             peft_config=peft_config)
     trainer.base_model_name = train_args.model  # the model card names it, not the folder it resolved to
@@ -374,6 +360,22 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
             trainer, heldout_dataset(train_args, config), train_args.eval_samples, heldout_sampling(train_args, config),
             train_args.eval_every, run_dir, final_samples=train_args.eval_final_samples,
             evaluate_start=train_args.eval_start, reward_config=train_args.reward_config))
+    # Written once everything that can refuse the run (trainer, reward functions, held-out set) has accepted it, so
+    # a refused command leaves no run folder behind and a refused resume leaves its logs as they were.
+    main_process = PartialState().is_main_process  # under `accelerate launch` every rank runs this function
+    if checkpoint is not None:
+        step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
+        if main_process:
+            print(f"resuming from {checkpoint} (step {step} of {config.max_steps})", flush=True)
+            for log in ("metrics.jsonl", "heldout.jsonl"):
+                truncate_log(run_dir / log, step)
+            first = first if first is not None else record
+            resume = {"step": step, "checkpoint": str(checkpoint), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      "changed": changed, "code": record["code"]}  # the code that trains from here on
+            first["resumes"] = [*first.get("resumes", []), resume]
+            write_json(run_dir / "config.json", first, indent=2)  # the first start's settings stay
+    elif main_process:
+        write_json(run_dir / "config.json", record, indent=2)
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:

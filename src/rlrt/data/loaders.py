@@ -208,7 +208,8 @@ def load_local(
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` (naming the file, and the line of a JSON
     Lines file) for a folder, an unreadable, empty or malformed file, a file with no rows or no columns, or missing
-    question/answer columns (suggesting the closest column).
+    question/answer columns (suggesting the closest column), a ``solution_column`` it does not have
+    (other than the default, which is optional), a non-string column option, or bytes that are not UTF-8.
     """
     path = Path(path)
     if path.is_dir():
@@ -224,8 +225,16 @@ def load_local(
         raise ValueError(f"Dataset file {path} is empty: add rows (one JSON object per line for .jsonl).")
     if kind == "csv" and sum(1 for line in _text(path).splitlines() if line.strip()) < 2:
         raise ValueError(f"Dataset file {path} has a header line but no rows: add rows below it.")
+    for option, value in (("question_column", question_column), ("answer_column", answer_column),
+                          ("solution_column", solution_column)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{option} must be a column name (a string); got {value!r}.")
     records, columns = _read_records(path, kind)
     _check_columns(path, records, columns, question_column, answer_column)
+    if solution_column not in (None, "solution") and solution_column not in columns:  # asked for, not the default
+        hint = did_you_mean(solution_column, columns)
+        raise ValueError(f"{path} has no column {solution_column!r} (solution_column){hint}; its columns are "
+                         f"{columns}.")
     if limit is not None:
         records = records[:limit]
     solution = solution_column if solution_column in columns else None
@@ -234,8 +243,13 @@ def load_local(
 
 
 def _text(path: Path) -> str:
-    """The text of a local file: UTF-8, a leading byte-order mark dropped, undecodable bytes replaced."""
-    return path.read_text(encoding="utf-8-sig", errors="replace")
+    """The text of a local file: UTF-8, a leading byte-order mark dropped. Raises ``ValueError`` naming the first
+    byte that is not UTF-8 (a replaced character would change a gold answer without a word)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}): save it "
+                         "as UTF-8.") from None
 
 
 def _check_columns(path: Path, records: list[dict[str, Any]], columns: list[str], question_column: str,

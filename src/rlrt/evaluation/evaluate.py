@@ -298,7 +298,7 @@ def previous_results(output_dir: str | Path, sampling: SamplingConfig,
     except (OSError, ValueError):
         payload = None
     entries = payload.get("results", []) if isinstance(payload, dict) else None
-    if not isinstance(entries, list) or not isinstance(payload.get("sampling") or {}, dict) \
+    if not isinstance(entries, list) or not isinstance(payload.get("sampling"), dict) or not payload["sampling"] \
             or not isinstance(payload.get("settings") or {}, dict) \
             or any(not isinstance(r, dict) or any(k not in r for k in RESULT_KEYS) for r in entries):
         raise ValueError(f"{path} is not a results.json of rlrt eval: {fix}")

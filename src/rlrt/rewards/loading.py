@@ -92,6 +92,10 @@ def _import_module(name: str, target: str, path: Path | None, flag: str):
             sys.modules.pop(spec.name, None)
             raise
         return module
+    except SystemExit as err:  # e.g. argparse at module level: its usage line would read as rlrt's own
+        raise ValueError(f"importing {target} called sys.exit({err.code!r}) (from {flag} {name}): a reward file must "
+                         "not parse the command line or exit when imported; guard that with "
+                         "`if __name__ == \"__main__\":`.") from None
     except SyntaxError as err:
         raise ValueError(f"{err.filename or target} line {err.lineno} has a syntax error ({err.msg}); fix it "
                          f"(from {flag} {name}).") from None
