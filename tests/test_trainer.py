@@ -143,6 +143,11 @@ def test_rlsd_on_a_dataset_without_any_solution_is_refused(tmp_path, tiny_model_
                                          r"has one: .* or choose teacher_context='sibling'"):
         RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward],
                     args=make_config(tmp_path, shaping="rlsd"), train_dataset=empty, processing_class=tokenizer)
+    with pytest.raises(ValueError, match=r"teacher context 'reference' needs the 'solution' column filled.*or drop "
+                                         r"teacher_context_fallback\.$"):
+        RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward], train_dataset=empty,
+                    args=make_config(tmp_path, shaping="rlrt", teacher_context_fallback="reference"),
+                    processing_class=tokenizer)
     some = dataset.map(lambda row, i: {"solution": row["solution"] if i == 0 else ""}, with_indices=True)
     RLRTTrainer(model=str(tiny_model_dir), reward_funcs=[parity_reward],  # rows without one get no teacher
                 args=make_config(tmp_path, shaping="rlsd"), train_dataset=some, processing_class=tokenizer)

@@ -406,11 +406,12 @@ def _check_dataset_columns(args: RLRTConfig, dataset) -> None:
     column_for = {"reference": "solution", "answer": "answer"}
     for source in sorted(needed):
         column = column_for[source]
+        other = ("choose teacher_context='sibling'" if source == args.teacher_context
+                 else "drop teacher_context_fallback")
         if column not in columns:
             raise ValueError(
                 f"shaping={args.shaping!r} with teacher context {source!r} needs a {column!r} column in the "
-                f"training dataset, which has {list(columns)}. Add the column (or map yours to it), or choose "
-                "teacher_context='sibling'."
+                f"training dataset, which has {list(columns)}. Add the column (or map yours to it), or {other}."
             )
         if not any(str(value or "").strip() for value in dataset[column]):
             # rlrt.data's loaders write an empty solution where a source has none: every row would get no teacher
@@ -418,5 +419,5 @@ def _check_dataset_columns(args: RLRTConfig, dataset) -> None:
             raise ValueError(
                 f"shaping={args.shaping!r} with teacher context {source!r} needs the {column!r} column filled, and "
                 f"no row of the training dataset has one: use a dataset with worked solutions (map your column to "
-                f"{column!r}), or choose teacher_context='sibling'."
+                f"{column!r}), or {other}."
             )
