@@ -133,7 +133,7 @@ def from_start(path: Path, strata_samples: int = 32) -> dict:
     (read from ``results.json``; ``strata_samples`` for a partial file)."""
     from rlrt.data.chain import HELD_OUT_SIZE
     from rlrt.evaluation.metrics import summarize
-    from rlrt.evaluation.strata import assign_strata, start_result, strata_from_results, stratum_labels
+    from rlrt.evaluation.strata import assign_strata, start_counts, start_result, stratum_labels
     from rlrt.io import read_jsonl
 
     if path.suffix == ".jsonl":
@@ -141,8 +141,9 @@ def from_start(path: Path, strata_samples: int = 32) -> dict:
         payload = {"strata_samples": strata_samples, "results": [{"dataset": "chain:test", "problems": problems}]}
     else:
         payload = json.loads(path.read_text())
-    counts, samples, _ = strata_from_results(payload, "chain:test")
-    rows = start_result(payload, "chain:test")["problems"]
+    chosen = start_result(payload, "chain:test")
+    counts, samples, _ = start_counts(chosen, payload.get("strata_samples"))
+    rows = chosen["problems"]
     strata = assign_strata(counts, samples)
     return {
         "source": str(path), "split": "test", "problems": len(rows), "complete": len(rows) == HELD_OUT_SIZE,

@@ -267,8 +267,7 @@ def parse_train_flags(flags: dict[str, Any], where: str, shared: dict[str, Any] 
     abbreviations, the closest name for an unknown one); raises ``ValueError`` naming the run when a flag is
     unknown or invalid. ``shared``: the run's flags less its arm's own; an error they raise alone is named as the
     shared train flags' (every arm has it), one that names a flag of the arm as the arm's, any other (a clash
-    between the two) as either's. ``run_compare`` parses every run's flags before
-    any run starts."""
+    between the two) as either's. ``run_compare`` parses every run's flags before any run starts."""
     from .parsing import parse_arguments
     from .run import COMMAND_ARGUMENTS, COMMAND_DEFAULTS
 
@@ -382,23 +381,25 @@ def start_drift(path: Path, train_args) -> list[str]:
     held-out set), as ``key: recorded -> planned``; strata and curves of another model or data set are meaningless."""
     if not path.is_file():
         return []
-    record = _start_record(path)
+    _, record = _start_record(path)
     planned = {"model": train_args.model, "dataset": train_args.eval_dataset,
                "dataset_seed": train_args.eval_dataset_seed}
     return [f"{key}: {record.get(key)!r} -> {value!r}" for key, value in planned.items()
             if value is not None and record.get(key) is not None and not _same(value, record[key])]
 
 
-def _start_record(path: Path) -> dict[str, Any]:
-    """The one result of a starting-model ``results.json``; ``ValueError`` (one line) for a file of another layout."""
+def _start_record(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A starting-model ``results.json`` and its one result, ``(payload, result)``; ``ValueError`` (one line) for a
+    file of another layout."""
     try:
-        record = json.loads(path.read_text())["results"][0]
+        payload = json.loads(path.read_text())
+        record = payload["results"][0]
         if not isinstance(record, dict) or not isinstance(record["problems"], list):
             raise TypeError
     except (ValueError, KeyError, IndexError, TypeError):
         raise ValueError(f"{path} is not a starting-model results.json (rlrt compare's start, or rlrt eval's): move "
                          "it away, and compare evaluates the starting model again.") from None
-    return record
+    return payload, record
 
 
 START_CHUNK = 16  # held-out problems per resumable chunk of the starting model's evaluation
@@ -492,8 +493,8 @@ def load_start(path: Path):
 
     if not path.is_file():
         return None
-    payload = json.loads(path.read_text())
-    problems = _start_record(path)["problems"]
+    payload, record = _start_record(path)
+    problems = record["problems"]
     correct = [None if any(x is None for x in p["correct"]) else [int(x) for x in p["correct"]] for p in problems]
     strata_samples = payload.get("strata_samples") or min((len(c) for c in correct if c), default=0)
     return StartEvaluation(correct, strata_samples, payload.get("sampling", {}).get("seed"),

@@ -87,6 +87,13 @@ def write_json(path: str | Path, payload: Any, indent: int | None = None, defaul
     return path
 
 
+def differences(theirs: dict[str, Any], mine: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """``"key <theirs> there, <mine> here"`` for every key (sorted, either side's) whose values differ, less
+    ``ignore``: what a refusal to mix a saved result with a new one names."""
+    return [f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in sorted(set(mine) | set(theirs))
+            if theirs.get(k) != mine.get(k) and k not in ignore]
+
+
 def refuse_other_arguments(path: str | Path, arguments: dict[str, Any]) -> None:
     """Before a command that samples writes ``path`` (a JSON file whose ``"arguments"`` record the command's flags):
     raises ``ValueError`` (one line) when ``path`` exists and holds a result of other arguments, naming what
@@ -103,8 +110,7 @@ def refuse_other_arguments(path: str | Path, arguments: dict[str, Any]) -> None:
         raise ValueError(f"{path} exists and is not a result of this command: choose another --output_dir, or move "
                          "it away (nothing there is overwritten).")
     mine = json.loads(json.dumps(arguments, default=str))
-    differ = [f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in sorted(set(mine) | set(theirs))
-              if theirs.get(k) != mine.get(k) and k != "output_dir"]
+    differ = differences(theirs, mine, ignore=("output_dir",))
     if differ:
         raise ValueError(f"{path} holds a result of other arguments ({'; '.join(differ)}): choose another "
                          f"--output_dir, or move {path} away (nothing there is overwritten).")

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..data.registry import parse_dataset_options
 from ..data.tasks import DEFAULT_EVAL_DATASET
-from ..io import write_json
+from ..io import differences, write_json
 from ..models import DEFAULT_MODEL
 from ..rewards.grading import grade_batch, grading_columns
 from ..rewards.math import MathRewardConfig, MathVerifier
@@ -28,8 +28,8 @@ from .strata import (
     DEFAULT_STRATA_EDGES,
     check_edges,
     check_same_problems,
+    start_counts,
     start_result,
-    strata_from_results,
     strata_markdown,
     strata_summary,
 )
@@ -305,10 +305,8 @@ def previous_results(output_dir: str | Path, sampling: SamplingConfig,
     if payload.get("settings") is None:
         raise ValueError(f"{path} records no evaluation settings (an older rlrt eval, or rlrt compare's start "
                          f"evaluation), so its results cannot be kept beside new ones: {fix}")
-    mine = _comparable({**sampling.to_dict(), **settings})
-    theirs = _comparable({**(payload.get("sampling") or {}), **payload["settings"]})
-    differ = [f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in sorted(set(mine) | set(theirs))
-              if theirs.get(k) != mine.get(k)]
+    differ = differences(_comparable({**payload["sampling"], **payload["settings"]}),
+                         _comparable({**sampling.to_dict(), **settings}))
     if differ:
         raise ValueError(f"{path} holds an evaluation with other settings ({'; '.join(differ)}): {fix}")
     return entries
@@ -353,7 +351,7 @@ def read_start_strata(args: EvalArguments) -> dict[str, tuple]:
             if spec.startswith("rg:") and seed is not None and seed != args.dataset_seed:
                 raise ValueError(f"the --strata-from evaluation drew {spec} with dataset seed {seed} and this one "
                                  f"with {args.dataset_seed}: pass --dataset_seed {seed} (the same problems).")
-            out[spec] = strata_from_results(payload, spec, args.strata_model)
+            out[spec] = start_counts(chosen, payload.get("strata_samples"))
     except (KeyError, TypeError, AttributeError) as err:  # a results.json of another layout
         raise ValueError(f"--strata-from {path} is not a results.json of rlrt eval or rlrt compare (unexpected "
                          f"layout: {err!r}): {give}") from None

@@ -135,9 +135,14 @@ def strata_from_results(payload: dict, dataset: str | None = None,
     """``(correct counts, samples, answers)`` per problem of the starting model's result that ``start_result``
     chooses (same arguments and errors): counted over its first ``strata_samples`` samples when the file names
     them, else over all."""
-    chosen = start_result(payload, dataset, model)
+    return start_counts(start_result(payload, dataset, model), payload.get("strata_samples"))
+
+
+def start_counts(chosen: dict, strata_samples: int | None = None) -> tuple[list[int | None], int, list]:
+    """``(correct counts, samples, answers)`` per problem of one starting-model result (``start_result``'s): counted
+    over its first ``strata_samples`` samples, or all of them when ``None``."""
     rows = [p["correct"] for p in chosen["problems"]]
-    samples = payload.get("strata_samples") or min(len(r) for r in rows)
+    samples = strata_samples or min(len(r) for r in rows)
     counts = [None if any(x is None for x in r[:samples]) else int(sum(r[:samples])) for r in rows]
     return counts, samples, [p.get("answer") for p in chosen["problems"]]
 
