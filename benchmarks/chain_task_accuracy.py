@@ -126,11 +126,12 @@ def heldout(model, tokenizer, args) -> tuple[dict, list[dict]]:
     return section, done
 
 
-def from_start(path: Path, strata_samples: int = 32) -> dict:
+def from_start(path: Path, strata_samples: int = 32, model: str | None = None) -> dict:
     """The held-out section from ``rlrt compare``'s evaluation of the starting model on ``chain:test``
     (``start/results.json``, or its ``results.partial.jsonl`` while it runs): the same measurement (temperature
     1.0, the runs' completion length), so it is not sampled twice; strata from its first ``strata_samples``
-    (read from ``results.json``; ``strata_samples`` for a partial file)."""
+    (read from ``results.json``; ``strata_samples`` for a partial file). ``model`` chooses the starting model
+    when the file holds several (``--model``)."""
     from rlrt.data.chain import HELD_OUT_SIZE
     from rlrt.evaluation.metrics import summarize
     from rlrt.evaluation.strata import assign_strata, start_counts, start_result, stratum_labels
@@ -141,7 +142,7 @@ def from_start(path: Path, strata_samples: int = 32) -> dict:
         payload = {"strata_samples": strata_samples, "results": [{"dataset": "chain:test", "problems": problems}]}
     else:
         payload = json.loads(path.read_text())
-    chosen = start_result(payload, "chain:test")
+    chosen = start_result(payload, "chain:test", model, source=f"--start {path}", model_flag="--model")
     counts, samples, _ = start_counts(chosen, payload.get("strata_samples"))
     rows = chosen["problems"]
     strata = assign_strata(counts, samples)
@@ -169,14 +170,15 @@ def main(argv=None) -> int:
                         "round-robin, one --out); the last to finish writes the complete section.")
     parser.add_argument("--worker", type=int, default=0, help="heldout: this process's number, 0 to workers - 1.")
     parser.add_argument("--max_problems", type=int, default=None, help="heldout: stop after this many problems.")
-    parser.add_argument("--model", default="smollm2-135m", help="Checkpoint (default: the embedded model).")
+    parser.add_argument("--model", default=None, help="Checkpoint (default: the embedded model); from_start: the "
+                        "starting model's name in a --start file that holds several.")
     parser.add_argument("--out", default="benchmarks/results/chain_task_accuracy.json")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
     record = json.loads(out.read_text()) if out.exists() else {}
     if args.mode == "from_start":
-        record["heldout"] = from_start(Path(args.start), args.samples or 32)
+        record["heldout"] = from_start(Path(args.start), args.samples or 32, args.model)
         record["heldout_note"] = (
             f"from {args.start}: {record['heldout']['problems']} held-out problems"
             + ("" if record["heldout"]["complete"] else " (partial: rerun from_start once the evaluation finishes)"))
@@ -186,6 +188,7 @@ def main(argv=None) -> int:
 
     from rlrt.models import load_model, load_tokenizer, resolve_model
 
+    args.model = args.model or "smollm2-135m"
     path = resolve_model(args.model)
     model, tokenizer = load_model(path), load_tokenizer(path)
     record["model"] = args.model

@@ -179,6 +179,35 @@ def test_report_numbers_and_plots(tmp_path):
         write_report(ReportArguments(runs=[str(tmp_path)], skip_shift=True, output_dir=str(tmp_path / "o3")))
 
 
+def test_report_never_overwrites_another_commands_summary_or_a_report_of_other_runs(tmp_path, monkeypatch):
+    """A run folder's own summary.json (or a report of other runs, whose candidate-set shift cost sampling) is not
+    overwritten by ``rlrt report``; a rerun of the same report may replace it, and ``rlrt compare`` (which owns its
+    report folder) replaces it with ``replace=True``."""
+    import rlrt.analysis.report as report
+
+    monkeypatch.setattr(report, "plot_metrics", lambda groups, out: [out / "overview.png"])  # no matplotlib here
+    _fake_run(tmp_path / "g1", "grpo", [0.2, 0.3], [(0, 0.25), (2, 0.5)])
+    _fake_run(tmp_path / "r1", "rlrt", [0.4, 0.6], [(0, 0.25), (2, 0.75)])
+    (tmp_path / "g1" / "summary.json").write_text('{"steps": 2}')
+    with pytest.raises(ValueError, match=r"g1/summary.json exists and is not a result of this command"):
+        write_report(ReportArguments(runs=[str(tmp_path / "g1")], skip_shift=True, output_dir=str(tmp_path / "g1")))
+    assert json.loads((tmp_path / "g1" / "summary.json").read_text()) == {"steps": 2}
+    assert not (tmp_path / "g1" / "report.md").exists()
+
+    both = ReportArguments(runs=[str(tmp_path / "g1"), str(tmp_path / "r1")], skip_shift=True,
+                           output_dir=str(tmp_path / "out"))
+    write_report(both)
+    write_report(both)  # the same report again: replaced
+    saved = (tmp_path / "out" / "summary.json").read_text()
+    assert json.loads(saved)["arguments"]["runs"] == both.runs
+    one = ReportArguments(runs=[str(tmp_path / "g1")], skip_shift=True, output_dir=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match=r"other arguments \(runs \[.*\] there, \[.*\] here\): choose another"):
+        write_report(one)
+    assert (tmp_path / "out" / "summary.json").read_text() == saved
+    write_report(one, replace=True)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["arguments"]["runs"] == one.runs
+
+
 @pytest.mark.slow
 def test_each_variant_keeps_its_color_in_every_panel(tmp_path, monkeypatch):
     """grpo has no rlrt/* metrics: the variants after it must not change color in those panels."""

@@ -200,6 +200,19 @@ def test_calibration_from_compare_start_evaluation(tmp_path):
         f"from {partial}: 8 held-out problems (partial: rerun from_start once the evaluation finishes)")
 
 
+def test_calibration_from_a_start_file_of_several_models_names_its_own_flag(tmp_path):
+    """The benchmark has no --strata_model: its message names --start and --model, and --model chooses."""
+    import json
+
+    start = tmp_path / "results.json"
+    start.write_text(json.dumps({"strata_samples": 2, "results": [
+        {"model": m, "dataset": "chain:test", "problems": [{"answer": "1", "correct": c}]}
+        for m, c in (("a", [1, 1]), ("b", [0, 0]))]}))
+    with pytest.raises(ValueError, match=rf"--start {start} holds several models on chain:test \(a, b\): pass --model"):
+        _calibration_script().from_start(start, 2)
+    assert _calibration_script().from_start(start, 2, "b")["per_problem_correct"] == [0]
+
+
 def test_min_steps_mixes_lengths_and_leaves_fixed_length_sets_unchanged():
     from rlrt.data.chain import ChainOptions, chain_problems
 

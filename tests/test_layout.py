@@ -80,7 +80,8 @@ def test_every_command_answers_help(name, capsys):
         main([name, "--help"])
     shown = capsys.readouterr().out
     assert done.value.code == 0 and f"usage: rlrt {name}" in shown
-    assert "--config FILE" in shown  # read by TRL before argparse, so listed by hand
+    assert "--config FILE" in shown.split("options:")[1]  # read by TRL before argparse, so listed by hand
+    assert shown.startswith(f"usage: rlrt {name} [-h] [--config FILE] [--")  # in the usage line too
 
 
 def test_defaults_have_one_source():

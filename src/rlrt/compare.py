@@ -546,7 +546,7 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
     paths = write_run_report(ReportArguments(
         runs=[str(r.run_dir) for r in done], labels=[r.arm for r in done], output_dir=str(out / "report"),
         skip_shift=args.skip_shift, shift_contexts=4 if args.quick else 64,
-        shift_max_new_tokens=int(done[0].flags.get("max_completion_length", 48))))
+        shift_max_new_tokens=int(done[0].flags.get("max_completion_length", 48))), replace=True)
     start_note = "" if start else ("\nNo starting-model evaluation yet (`--only start`): no strata, no start curve.\n")
     if drift:
         start_note += ("\n**Warning: runs trained with other settings than this plan** (recorded -> planned): "

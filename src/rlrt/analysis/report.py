@@ -12,12 +12,12 @@ import json
 import math
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..data.tasks import DEFAULT_EVAL_DATASET
-from ..io import read_jsonl, write_json
+from ..io import read_jsonl, refuse_other_arguments, write_json
 from ..models import DEFAULT_MODEL
 
 PLOTTED = (
@@ -251,8 +251,11 @@ def candidate_shift_for_runs(runs: list[dict[str, Any]], args: ReportArguments) 
     return results
 
 
-def write_report(args: ReportArguments) -> dict[str, Path]:
-    """Plots, ``summary.json`` and ``report.md`` in ``args.output_dir``; their paths by name."""
+def write_report(args: ReportArguments, replace: bool = False) -> dict[str, Path]:
+    """Plots, ``summary.json`` (with the arguments that made it) and ``report.md`` in ``args.output_dir``; their
+    paths by name. Raises ``ValueError`` when ``output_dir`` already holds a ``summary.json`` that is not a report
+    of the same arguments (another command's file, such as a run folder's, or a report of other runs whose
+    candidate-set shift cost sampling), unless ``replace`` (a caller that owns the folder, as ``rlrt compare``)."""
     if not args.runs:
         raise ValueError("rlrt report needs at least one run folder: rlrt report --runs runs/a runs/b")
     runs = [load_run(r) for r in args.runs]
@@ -263,11 +266,14 @@ def write_report(args: ReportArguments) -> dict[str, Path]:
         label = args.labels[i] if args.labels else run["config"].get("rlrt", {}).get("shaping", run["dir"].name)
         groups[label].append(run)
     out = Path(args.output_dir)
+    if not replace:
+        refuse_other_arguments(out / "summary.json", asdict(args))
     out.mkdir(parents=True, exist_ok=True)
     shift = {} if args.skip_shift else candidate_shift_for_runs(runs, args)
     plots = plot_metrics(groups, out)
     rows = summary_rows(groups, shift)
-    write_json(out / "summary.json", {"groups": rows, "candidate_shift": shift}, indent=2, default=str)
+    write_json(out / "summary.json", {"arguments": asdict(args), "groups": rows, "candidate_shift": shift},
+               indent=2, default=str)
     table = markdown_summary(rows)
     images = "\n".join(f"![{p.stem}]({p.name})" for p in plots[:1])
     run_dirs = ", ".join(str(r["dir"]) for r in runs)

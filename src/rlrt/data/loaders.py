@@ -221,15 +221,16 @@ def load_local(
         raise ValueError(f"Unsupported dataset file type {path.suffix!r}; use one of {sorted(LOCAL_FORMATS)}.")
     if not os.access(path, os.R_OK):
         raise ValueError(f"cannot read dataset file {path} (permission denied): fix its permissions or copy it.")
-    if path.stat().st_size == 0 or (kind != "parquet" and not _text(path).strip()):
+    text = None if kind == "parquet" else _text(path)  # read once: the checks below and the parse use it
+    if path.stat().st_size == 0 or (text is not None and not text.strip()):
         raise ValueError(f"Dataset file {path} is empty: add rows (one JSON object per line for .jsonl).")
-    if kind == "csv" and sum(1 for line in _text(path).splitlines() if line.strip()) < 2:
+    if kind == "csv" and sum(1 for line in text.splitlines() if line.strip()) < 2:
         raise ValueError(f"Dataset file {path} has a header line but no rows: add rows below it.")
     for option, value in (("question_column", question_column), ("answer_column", answer_column),
                           ("solution_column", solution_column)):
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{option} must be a column name (a string); got {value!r}.")
-    records, columns = _read_records(path, kind)
+    records, columns = _read_records(path, kind, text)
     _check_columns(path, records, columns, question_column, answer_column)
     if solution_column not in (None, "solution") and solution_column not in columns:  # asked for, not the default
         hint = did_you_mean(solution_column, columns)
@@ -287,18 +288,22 @@ JSON_SHAPES = ('a .json file holds a list of row objects ([{"question": ..., "an
                'equal-length column lists ({"question": [...], "answer": [...]}), or one row object per line')
 
 
-def _read_records(path: Path, kind: str) -> tuple[list[dict[str, Any]], list[str]]:
+def _read_records(path: Path, kind: str, text: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """The rows of a local file as dicts, and its columns (in the order first seen; a Parquet or CSV file's
-    header, even without rows). Raises ``ValueError`` naming the file (and the line or item) when it cannot be
-    read or a row is not an object."""
+    header, even without rows); ``text``: a JSON or CSV file's text when already read (``_text``). Raises
+    ``ValueError`` naming the file (and the line or item) when it cannot be read or a row is not an object."""
+    if kind != "parquet" and text is None:
+        text = _text(path)
     if kind == "json":
-        records = _read_json(path)
+        records = _read_json(path, text)
         return records, list(dict.fromkeys(k for r in records for k in r))
     try:
         if kind == "csv":  # every cell as the text written: no guessed bools, numbers or missing values
+            import io
+
             import pandas as pd
 
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
             return frame.to_dict("records"), [str(c) for c in frame.columns]
         import pyarrow.parquet as pq
 
@@ -308,9 +313,9 @@ def _read_records(path: Path, kind: str) -> tuple[list[dict[str, Any]], list[str
         raise ValueError(f"cannot read {path} as {kind}: {type(err).__name__}: {err}".splitlines()[0]) from None
 
 
-def _read_json(path: Path) -> list[dict[str, Any]]:
-    """The rows of a ``.json`` or ``.jsonl`` file; raises ``ValueError`` naming the line or item at fault."""
-    text = _text(path)
+def _read_json(path: Path, text: str) -> list[dict[str, Any]]:
+    """The rows of a ``.json`` or ``.jsonl`` file of text ``text``; raises ``ValueError`` naming the line or item
+    at fault."""
     numbered, where = None, "line"
     if path.suffix.lower() == ".json":
         numbered = _read_json_document(path, text)

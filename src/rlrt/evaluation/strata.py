@@ -86,7 +86,8 @@ def per_stratum(correct: Sequence[int | None], samples: int, strata: Sequence[st
     return out
 
 
-def start_result(payload: dict, dataset: str | None = None, model: str | None = None) -> dict:
+def start_result(payload: dict, dataset: str | None = None, model: str | None = None,
+                 source: str = "the --strata-from file", model_flag: str = "--strata_model") -> dict:
     """The starting model's result (one entry of ``results``) in a ``results.json`` (``rlrt eval``'s, or ``rlrt
     compare``'s ``start/results.json``).
 
@@ -94,7 +95,8 @@ def start_result(payload: dict, dataset: str | None = None, model: str | None = 
     ``rlrt.data.registry.canonical_spec``: ``chain`` and ``chain:train``, ``default:test`` and ``addition:test``, or
     a local file's relative and absolute path are the same dataset. A result that records no dataset at all is used
     when it is the file's only one (its problems' answers are checked against the evaluated ones afterwards). When
-    several models were evaluated on the dataset, ``model`` names the starting one. Raises ``ValueError`` with what
+    several models were evaluated on the dataset, ``model`` names the starting one. ``source`` and ``model_flag``
+    are how the caller's messages name the file and the flag that sets ``model``. Raises ``ValueError`` with what
     to give instead: a file whose results are all on other datasets, several models and no (or another) ``model``,
     or no per-problem samples."""
     from ..data.registry import canonical_spec
@@ -109,7 +111,7 @@ def start_result(payload: dict, dataset: str | None = None, model: str | None = 
         if not candidates:
             held = list(dict.fromkeys(str(r.get("dataset")) for r in results if r.get("dataset") is not None))
             what = "an evaluation of " + held[0] if len(held) == 1 else "evaluations of " + ", ".join(held)
-            raise ValueError(f"the --strata-from file holds {what}, not {dataset}: give the starting model's "
+            raise ValueError(f"{source} holds {what}, not {dataset}: give the starting model's "
                              f"results.json on {dataset} (rlrt eval --model <starting model> --dataset {dataset}), "
                              f"or evaluate --dataset {held[0]}.")
     models = list(dict.fromkeys(str(r.get("model")) for r in candidates))
@@ -117,15 +119,15 @@ def start_result(payload: dict, dataset: str | None = None, model: str | None = 
     if model is not None:
         chosen = next((r for r in candidates if str(r.get("model")) == model), None)
         if chosen is None:
-            raise ValueError(f"the --strata-from file has no evaluation of {model}{on}; it holds {models}: pass "
-                             "--strata_model with one of them.")
+            raise ValueError(f"{source} has no evaluation of {model}{on}; it holds {models}: pass "
+                             f"{model_flag} with one of them.")
     elif len(models) > 1:
-        raise ValueError(f"the --strata-from file holds several models{on} ({', '.join(models)}): pass "
-                         "--strata_model with the starting model's name, as it is written there.")
+        raise ValueError(f"{source} holds several models{on} ({', '.join(models)}): pass "
+                         f"{model_flag} with the starting model's name, as it is written there.")
     else:
         chosen = candidates[0] if candidates else None
     if not chosen or not chosen.get("problems"):
-        raise ValueError("the --strata-from file has no per-problem samples: give the results.json that `rlrt eval` "
+        raise ValueError(f"{source} has no per-problem samples: give the results.json that `rlrt eval` "
                          "wrote for the starting model (or compare's start/results.json).")
     return chosen
 
