@@ -370,6 +370,8 @@ def test_quick_compare_end_to_end_and_resume(tmp_path, tiny_model_dir, capsys):
     length = result["dynamics"]["grpo-s0"]["completions/mean_length"]
     assert length["early_steps"] == [1, 1] and length["late_steps"] == [2, 2] and length["late"] > 0
     assert "## Training dynamics: growth over each run" in (out / "compare.md").read_text()
+    cut = result["dynamics"]["grpo-s0"]["completions/clipped_ratio"]["late"]  # a random tiny model rambles on
+    assert ("**warning: " in (out / "compare.md").read_text()) == (cut >= 0.5)
 
     # A fresh clone keeps only the small files: the rerun skips both runs and rebuilds the same report.
     for run in ("grpo-s0", "grpo_ent-s0"):

@@ -342,3 +342,19 @@ def test_a_size_option_still_takes_only_the_first_limit_problems():
     five = load_task("rg:chain_sum", split="test", size=5)
     three = load_task("rg:chain_sum", split="test", limit=3, size=5)
     assert len(five) == 5 and list(three["answer"]) == list(five["answer"])[:3]
+
+
+def test_strata_from_a_start_sampled_under_other_settings_is_noted():
+    """A new user's start was sampled with 24 new tokens and the evaluation with 48: the strata were used without a
+    word, though part of the "gain" was the longer cap. One note line names what differs."""
+    from rlrt.evaluation.evaluate import strata_sampling_note
+    from rlrt.evaluation.sampling import SamplingConfig
+
+    mine = SamplingConfig(max_new_tokens=48, temperature=1.0, seed=7, batch_size=8).to_dict()
+    same = {**mine, "seed": 1000, "batch_size": 64, "bf16": True}  # these do not change what accuracy means
+    assert strata_sampling_note(same, mine) is None and strata_sampling_note(None, mine) is None
+    assert strata_sampling_note({"max_new_tokens": 48}, mine) is None  # an older file records fewer keys
+    assert strata_sampling_note({**same, "max_new_tokens": 24, "temperature": 0.7}, mine) == (
+        "the --strata-from evaluation sampled under other settings (max_new_tokens 24 there, 48 here; temperature "
+        "0.7 there, 1.0 here): its strata and the start's scores mix in the settings' own effect; pass the same "
+        "flags to compare like with like.")

@@ -405,7 +405,10 @@ def test_unknown_command_suggests_the_closest(capsys):
     from rlrt.cli import main
 
     assert main(["trian"]) == 2
-    assert "unknown command 'trian' (did you mean 'train'?)" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert not captured.out and captured.err == (  # one line (the whole help above it buried it)
+        "rlrt: error: unknown command 'trian' (did you mean 'train'?); the commands are train, eval, inspect, "
+        "report, interventions, compare (`rlrt --help`).\n")
 
 
 @pytest.mark.parametrize(
@@ -439,6 +442,33 @@ def test_output_dir_under_a_regular_file(tmp_path, capsys, command):
     assert f"--output_dir {blocker / 'run'} is under {blocker}, which is a file" in line and "choose another" in line
 
 
+@pytest.mark.parametrize(("command", "marker", "owner"), [
+    ("train", "compare.json", "rlrt compare"),  # a run trained into a comparison's folder (a new user did)
+    ("train", "report.md", "rlrt report"),  # was: "finished at step 0", the report's summary.json read as the run's
+    ("report", "compare_settings.json", "rlrt compare"),  # a report of other runs mixed into a comparison
+    ("report", "metrics.jsonl", "rlrt train"),  # an unfinished run: a resume would read the report's summary.json
+    ("compare", "metrics.jsonl", "rlrt train"),
+])
+def test_a_folder_owning_command_refuses_another_commands_folder(tmp_path, capsys, command, marker, owner):
+    import json
+
+    from rlrt.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.0, "reward": 0.5}) + "\n")
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    (folder / marker).write_text("{}")
+    before = sorted(p.name for p in folder.iterdir())
+    argv = {"train": ["train", "--max_steps", "1"], "report": ["report", "--runs", str(run), "--skip_shift", "true"],
+            "compare": ["compare", "--arms", "grpo", "--quick", "true"]}[command]
+    assert main([*argv, "--output_dir", str(folder)]) == 2
+    line = _error_line(capsys, command)
+    assert f"--output_dir {folder} holds the output of `{owner}` ({marker}): choose another --output_dir" in line
+    assert sorted(p.name for p in folder.iterdir()) == before and (folder / marker).read_text() == "{}"
+
+
 def test_output_dir_that_cannot_be_created(tmp_path, capsys, monkeypatch):
     from pathlib import Path
 
@@ -460,7 +490,10 @@ def test_empty_dataset_file_on_the_command_line(tmp_path, tiny_model_dir, capsys
     empty.write_text("")
     assert main(["train", "--model", str(tiny_model_dir), "--dataset", str(empty), "--output_dir",
                  str(tmp_path / "run"), *TINY]) == 2
-    assert f"Dataset file {empty} is empty" in _error_line(capsys, "train")
+    captured = capsys.readouterr()
+    assert "held-out evaluation is off" not in captured.out  # a refused run prints its one error line, no note
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"rlrt train: error: Dataset file {empty} is empty"), lines
 
 
 def test_ctrl_c_during_eval_writes_the_finished_pairs(tmp_path, tiny_model_dir, capsys, monkeypatch):
@@ -1172,11 +1205,12 @@ def test_the_default_held_out_set_follows_the_training_dataset(capsys, argv, hel
     (train_args, config), _ = parse_command("train", ["--output_dir", "unused", *argv])
     assert train_args.eval_dataset == held_out
     assert config_record(train_args, config)["train"]["eval_dataset"] == held_out  # what config.json records
-    out = capsys.readouterr().out
+    assert not capsys.readouterr().out  # the note waits until the run is accepted (run_training prints it)
     if "--eval_dataset" not in argv and held_out == "none":
-        assert out.count("held-out evaluation is off") == 1 and "pass --eval_dataset" in out
+        assert train_args.heldout_note.startswith("held-out evaluation is off") and "pass --eval_dataset" in (
+            train_args.heldout_note)
     else:
-        assert "held-out evaluation is off" not in out
+        assert train_args.heldout_note is None
 
 
 def test_resume_refusal_names_the_settings_the_user_changed_not_derived_ones(tmp_path):
@@ -1269,6 +1303,20 @@ def test_missing_columns_suggest_the_closest_column_not_the_first(tmp_path):
     message = str(caught.value)
     assert "no column 'question' (did you mean 'Question'?)" in message and "; no column 'answer': map" in message
     assert """--dataset_options '{"question_column": "Question", "answer_column": "..."}'""" in message
+
+
+def test_missing_answer_column_never_suggests_the_worked_solution_as_the_gold_answer(tmp_path):
+    """A new user's file with question and solution columns was told to map answer_column to "solution"."""
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"question": "q?", "solution": "2 + 2 = 4, so \\boxed{4}"}))
+    with pytest.raises(ValueError) as caught:
+        load_local(path)
+    message = str(caught.value)
+    assert "; no column 'answer':" in message and "solution'?" not in message
+    assert """--dataset_options '{"question_column": "question", "answer_column": "..."}'""" in message
+    path.write_text(json.dumps({"question": "q?", "solution": "...", "final": "4"}))
+    with pytest.raises(ValueError, match=r'"answer_column": "final"'):  # the one column left is still proposed
+        load_local(path)
 
 
 def test_csv_cells_are_read_as_written(tmp_path):

@@ -349,3 +349,31 @@ def test_a_reward_without_kwargs_is_refused_before_any_rollout():
     assert guard_reward_function(Scorer(), "skip", Counter())(prompts=["p"], completions=["c"]) == [0.0]
     with pytest.raises(ValueError, match=r"^Reward function 'Scorer' is a class: pass an instance of it"):
         guard_reward_function(Scorer, "skip", Counter())
+
+
+def test_a_run_that_mostly_ran_into_the_length_cap_says_so(tmp_path, capsys):
+    """A new user's quick compare on the chain task cut every completion at 24 tokens and showed all zeros without a
+    word: the summary (and stderr) now says what to raise, from TRL's completions/clipped_ratio."""
+    from rlrt.config import RLRTConfig
+    from rlrt.reliability import cut_completions_warning
+    from rlrt.run import write_summary
+
+    assert cut_completions_warning(None, 48) is None and cut_completions_warning(float("nan"), 48) is None
+    assert cut_completions_warning(0.49, 48) is None
+    assert cut_completions_warning(0.5, 24, " of grpo-s0's last steps") == (
+        "warning: 50 % of the training completions of grpo-s0's last steps were cut at max_completion_length=24 "
+        "(a cut completion has no final answer and is graded wrong): raise --max_completion_length.")
+
+    config = RLRTConfig(output_dir=str(tmp_path), max_completion_length=24, report_to="none")
+    logs = [{"step": 1, "reward": 0.0, "completions/clipped_ratio": 1.0},
+            {"step": 2, "reward": 0.0, "completions/clipped_ratio": 0.75},
+            {"step": 2, "train_runtime": 1.0}]  # TRL's closing record: not a training step
+    summary = write_summary(tmp_path, logs, 1.0, config)
+    assert summary["clipped_ratio"] == 0.875
+    assert "- warning: 88 % of the training completions were cut at max_completion_length=24" in (
+        tmp_path / "summary.md").read_text()
+    assert capsys.readouterr().err.startswith("rlrt train: warning: 88 % of the training completions")
+
+    logs = [{"step": 1, "reward": 0.5, "completions/clipped_ratio": 0.25}, {"step": 2, "reward": 0.5}]
+    assert write_summary(tmp_path, logs, 1.0, config)["clipped_ratio"] == 0.25
+    assert "warning" not in (tmp_path / "summary.md").read_text() and not capsys.readouterr().err

@@ -38,12 +38,13 @@ COMMANDS: dict[str, str] = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    if argv and argv[0] not in ("-h", "--help") and argv[0] not in COMMANDS:  # one line, not the whole help
+        print(f"rlrt: error: unknown command {argv[0]!r}{did_you_mean(argv[0], COMMANDS)}; the commands are "
+              f"{', '.join(COMMANDS)} (`rlrt --help`).", file=sys.stderr)
+        return 2
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         print("\ncommands: " + ", ".join(COMMANDS) + "   (rlrt COMMAND --help for its options)")
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"\nerror: unknown command {argv[0]!r}{did_you_mean(argv[0], COMMANDS)}", file=sys.stderr)
-            return 2
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     name = argv[0]

@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import SHAPINGS
-from .io import summary_steps, write_json
+from .io import refuse_foreign_folder, summary_steps, write_json
+from .reliability import cut_completions_warning
 from .text import did_you_mean
 
 # `rlrt train` flags of every run unless the shared train flags or an arm say otherwise: the first reproduction's
@@ -551,6 +552,11 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
     if drift:
         start_note += ("\n**Warning: runs trained with other settings than this plan** (recorded -> planned): "
                        + "; ".join(f"{name}: {', '.join(changes)}" for name, changes in drift.items()) + ".\n")
+    for r in done:  # a run that mostly ran into the length cap measured the cap, not the arm: said at the top
+        cut = (result["dynamics"][r.name].get("completions/clipped_ratio") or {}).get("late")
+        warning = cut_completions_warning(cut, r.flags.get("max_completion_length"), f" of {r.name}'s last steps")
+        if warning:
+            start_note += f"\n**{warning}**\n"
     images = "".join(f"![{p.stem}]({p.relative_to(out)})\n" for p in (curves, paths["overview"]) if p)
     (out / "compare.md").write_text(
         f"# rlrt compare ({len(done)}/{len(plan)} runs finished)\n\n{start_note}{markdown_comparison(result)}\n"
@@ -575,6 +581,7 @@ def plan_settings(args: CompareArguments, plan: list[PlannedRun]) -> dict[str, A
 def run_compare(args: CompareArguments) -> int:
     """Plan, evaluate the start, train what is missing (subprocesses), write the report; the exit code."""
     out = Path(args.output_dir)
+    refuse_foreign_folder(out, "rlrt compare")
     plan = plan_runs(args)
     arm_names = list(dict.fromkeys(r.arm for r in plan))
     if args.reference not in arm_names:

@@ -51,6 +51,30 @@ def ensure_output_dir(path: str | Path, flag: str = "--output_dir") -> Path:
     return path
 
 
+# The files that make a folder the output of a folder-owning command: a run folder of `rlrt train`, a comparison of
+# `rlrt compare`, a report of `rlrt report` (eval, inspect and interventions write files of their own names, which may
+# sit in any folder).
+FOLDER_MARKERS: dict[str, tuple[str, ...]] = {
+    "rlrt train": ("metrics.jsonl",),
+    "rlrt compare": ("compare_settings.json", "compare.json"),
+    "rlrt report": ("report.md",),
+}
+
+
+def refuse_foreign_folder(path: str | Path, command: str, flag: str = "--output_dir") -> None:
+    """Raises ``ValueError`` (one line) when folder ``path`` holds the outputs of another folder-owning command
+    (``FOLDER_MARKERS``) than ``command``: a run trained into a comparison folder, a report written into a run folder
+    (whose ``summary.json`` a resume would then read as the run's) or into a comparison. Nothing is written."""
+    path = Path(path)
+    if not path.is_dir():
+        return
+    for owner, markers in FOLDER_MARKERS.items():
+        found = next((m for m in markers if (path / m).is_file()), None)
+        if owner != command and found:
+            raise ValueError(f"{flag} {path} holds the output of `{owner}` ({found}): choose another {flag} for "
+                             f"`{command}` (nothing there is overwritten).")
+
+
 def summary_steps(run_dir: str | Path) -> int | None:
     """The steps a finished run's ``summary.json`` records; ``None`` when the run has not finished. Raises
     ``ValueError`` (one line naming the file) when the file is not a run summary."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -21,8 +22,9 @@ from typing import Any
 from .config import CPU_RUN_DEFAULTS, SDPO, RLRTConfig
 from .data.registry import held_out_split_of, parse_dataset_options, split_spec
 from .data.tasks import DEFAULT_EVAL_DATASET, DEFAULT_TASK
-from .io import ensure_output_dir, finite_or_none, read_jsonl, summary_steps, write_json
+from .io import ensure_output_dir, finite_or_none, read_jsonl, refuse_foreign_folder, summary_steps, write_json
 from .models import DEFAULT_MODEL
+from .reliability import cut_completions_warning
 
 DATASET_OPTION_FLAGS = {
     "seed": "--seed for the training order (rlrt compare: --seeds) or --eval_dataset_seed for a generated "
@@ -104,12 +106,14 @@ class TrainArguments:
         self.reward_config = MathRewardConfig.from_options(self.reward_options)
         # refused now (and by rlrt compare before any run), not at load
         parse_dataset_options(self.dataset_options, DATASET_OPTION_FLAGS)
+        # Printed by run_training once the data and trainer have accepted the run (a refused run prints one line).
+        self.heldout_note = None
         if self.eval_dataset == "auto":  # resolved here, so config.json records the held-out set actually used
             self.eval_dataset = held_out_split_of(self.dataset) or "none"
             if self.eval_dataset == "none":
-                print(f"held-out evaluation is off: {self.dataset} has no known test split; pass --eval_dataset "
-                      "(a file of held-out problems, or a hub preset's test split) to evaluate during training.",
-                      flush=True)
+                self.heldout_note = (
+                    f"held-out evaluation is off: {self.dataset} has no known test split; pass --eval_dataset (a file "
+                    "of held-out problems, or a hub preset's test split) to evaluate during training.")
         bounds = {"dataset_limit": 1, "eval_limit": 1, "eval_samples": 1, "eval_every": 0, "eval_final_samples": 1,
                   "eval_batch_size": 1, "lora_r": 0, "lora_alpha": 1}
         for name, low in bounds.items():
@@ -319,6 +323,7 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
 
         trainer_config = to_sdpo_config(config)
     run_dir = ensure_output_dir(config.output_dir)  # before any work: a folder that cannot be written fails now
+    refuse_foreign_folder(run_dir, "rlrt train")
     record = config_record(train_args, config, trainer_config)
     checkpoint = find_resume_checkpoint(train_args, config, record)
     if checkpoint is not None:  # refuse a changed shape of training before anything loads
@@ -360,6 +365,8 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
             trainer, heldout_dataset(train_args, config), train_args.eval_samples, heldout_sampling(train_args, config),
             train_args.eval_every, run_dir, final_samples=train_args.eval_final_samples,
             evaluate_start=train_args.eval_start, reward_config=train_args.reward_config))
+    if train_args.heldout_note and PartialState().is_main_process:
+        print(train_args.heldout_note, flush=True)
     # Written once everything that can refuse the run (trainer, reward functions, held-out set) has accepted it, so
     # a refused command leaves no run folder behind and a refused resume leaves its logs as they were.
     main_process = PartialState().is_main_process  # under `accelerate launch` every rank runs this function
@@ -398,6 +405,14 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
     return run_dir
 
 
+def cut_fraction(train_logs: list[dict[str, Any]]) -> float | None:
+    """Mean over the logged training steps of TRL's ``completions/clipped_ratio`` (the fraction of a step's
+    completions cut at ``max_completion_length``); ``None`` when no step logged it (SDPO logs it too)."""
+    values = [e.get("completions/clipped_ratio") for e in train_logs]
+    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return sum(values) / len(values) if values else None
+
+
 def write_summary(run_dir: Path, log_history: list[dict[str, Any]], seconds: float, config: RLRTConfig) -> dict:
     """``summary.json`` and ``summary.md``: first/last training reward, held-out before/after, timing."""
     train_logs = [e for e in log_history if "reward" in e]
@@ -409,12 +424,17 @@ def write_summary(run_dir: Path, log_history: list[dict[str, Any]], seconds: flo
         "seconds_per_step": round(sum(e.get("step_time", 0.0) for e in train_logs) / max(len(train_logs), 1), 2),
         "reward_first": train_logs[0]["reward"] if train_logs else None,
         "reward_last": train_logs[-1]["reward"] if train_logs else None,
+        "clipped_ratio": cut_fraction(train_logs),
         "heldout": heldout,
     }
     write_json(run_dir / "summary.json", summary, indent=2)
     lines = [f"# Run summary: {config.shaping}", "", f"- steps: {summary['steps']}",
              f"- wall time: {summary['seconds']} s ({summary['seconds_per_step']} s per step)",
              f"- training reward: first step {summary['reward_first']}, last step {summary['reward_last']}"]
+    warning = cut_completions_warning(summary["clipped_ratio"], config.max_completion_length)
+    if warning:
+        lines.append(f"- {warning}")
+        print(f"rlrt train: {warning}", file=sys.stderr)
     for entry in heldout:
         scores = ", ".join(f"{k} {100 * v:.1f}%" for k, v in entry.items() if "@" in k)
         lines.append(f"- held-out at step {entry['step']}: {scores}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.tasks import DEFAULT_EVAL_DATASET
-from ..io import read_jsonl, refuse_other_arguments, write_json
+from ..io import read_jsonl, refuse_foreign_folder, refuse_other_arguments, write_json
 from ..models import DEFAULT_MODEL
 
 PLOTTED = (
@@ -267,6 +267,7 @@ def write_report(args: ReportArguments, replace: bool = False) -> dict[str, Path
         groups[label].append(run)
     out = Path(args.output_dir)
     if not replace:
+        refuse_foreign_folder(out, "rlrt report")
         refuse_other_arguments(out / "summary.json", asdict(args))
     out.mkdir(parents=True, exist_ok=True)
     shift = {} if args.skip_shift else candidate_shift_for_runs(runs, args)

@@ -231,7 +231,7 @@ def load_local(
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{option} must be a column name (a string); got {value!r}.")
     records, columns = _read_records(path, kind, text)
-    _check_columns(path, records, columns, question_column, answer_column)
+    _check_columns(path, records, columns, question_column, answer_column, solution_column)
     if solution_column not in (None, "solution") and solution_column not in columns:  # asked for, not the default
         hint = did_you_mean(solution_column, columns)
         raise ValueError(f"{path} has no column {solution_column!r} (solution_column){hint}; its columns are "
@@ -254,9 +254,10 @@ def _text(path: Path) -> str:
 
 
 def _check_columns(path: Path, records: list[dict[str, Any]], columns: list[str], question_column: str,
-                   answer_column: str) -> None:
+                   answer_column: str, solution_column: str | None = None) -> None:
     """Raises ``ValueError`` when the file holds no rows or no columns, or lacks the question or answer column;
-    the message gives the ``--dataset_options`` mapping with the closest column names (``rlrt.text.closest``)."""
+    the message gives the ``--dataset_options`` mapping with the closest column names (``rlrt.text.closest``),
+    never proposing the worked-solution column (``solution_column``) as the gold answer."""
     if not records:
         raise ValueError(f"{path} holds no rows (its columns: {columns}): add rows with a question and an answer.")
     if not columns:
@@ -265,10 +266,11 @@ def _check_columns(path: Path, records: list[dict[str, Any]], columns: list[str]
     missing = [name for name in (question_column, answer_column) if name not in columns]
     if not missing:
         return
-    hints = "".join(f"; no column {name!r}{did_you_mean(name, columns)}" for name in missing)
-    unused = [c for c in columns if c not in (question_column, answer_column)]
-    question = _column_guess(question_column, columns, unused)
-    answer = _column_guess(answer_column, columns, [c for c in unused if c != question])
+    candidates = [c for c in columns if c != solution_column]
+    hints = "".join(f"; no column {name!r}{did_you_mean(name, candidates)}" for name in missing)
+    unused = [c for c in candidates if c not in (question_column, answer_column)]
+    question = _column_guess(question_column, candidates, unused)
+    answer = _column_guess(answer_column, candidates, [c for c in unused if c != question])
     raise ValueError(
         f"{path} has columns {columns}{hints}: map the question and answer columns with question_column=... and "
         f"answer_column=... (now {question_column!r}, {answer_column!r}); on the command line: "

@@ -355,7 +355,28 @@ def read_start_strata(args: EvalArguments) -> dict[str, tuple]:
     except (KeyError, TypeError, AttributeError) as err:  # a results.json of another layout
         raise ValueError(f"--strata-from {path} is not a results.json of rlrt eval or rlrt compare (unexpected "
                          f"layout: {err!r}): {give}") from None
+    note = strata_sampling_note(payload.get("sampling"), args.sampling().to_dict())
+    if note:
+        print(f"rlrt eval: note: {note}", file=sys.stderr)
     return out
+
+
+# The sampling settings that change what a problem's accuracy means (batch size, seed and precision do not).
+STRATA_SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k")
+
+
+def strata_sampling_note(theirs: dict[str, Any] | None, mine: dict[str, Any]) -> str | None:
+    """A one-line note when the starting model's evaluation (``--strata-from``'s ``"sampling"``) drew its samples
+    under other ``STRATA_SAMPLING_KEYS`` than this evaluation: strata and start-relative gains then mix in the
+    settings' own effect (a longer length cap alone raises accuracy). ``None`` when they agree or are unrecorded."""
+    if not isinstance(theirs, dict):
+        return None
+    differ = differences({k: theirs.get(k) for k in STRATA_SAMPLING_KEYS if k in theirs},
+                         {k: mine.get(k) for k in STRATA_SAMPLING_KEYS if k in theirs})
+    if not differ:
+        return None
+    return (f"the --strata-from evaluation sampled under other settings ({'; '.join(differ)}): its strata and the "
+            "start's scores mix in the settings' own effect; pass the same flags to compare like with like.")
 
 
 COMMAND_ARGUMENTS = (EvalArguments,)
