@@ -189,10 +189,15 @@ def test_report_never_overwrites_another_commands_summary_or_a_report_of_other_r
     _fake_run(tmp_path / "g1", "grpo", [0.2, 0.3], [(0, 0.25), (2, 0.5)])
     _fake_run(tmp_path / "r1", "rlrt", [0.4, 0.6], [(0, 0.25), (2, 0.75)])
     (tmp_path / "g1" / "summary.json").write_text('{"steps": 2}')
-    with pytest.raises(ValueError, match=r"g1/summary.json exists and is not a result of this command"):
+    with pytest.raises(ValueError, match=r"g1 holds the output of `rlrt train` \(metrics.jsonl\)"):
         write_report(ReportArguments(runs=[str(tmp_path / "g1")], skip_shift=True, output_dir=str(tmp_path / "g1")))
     assert json.loads((tmp_path / "g1" / "summary.json").read_text()) == {"steps": 2}
     assert not (tmp_path / "g1" / "report.md").exists()
+    (tmp_path / "other").mkdir()  # another tool's summary.json
+    (tmp_path / "other" / "summary.json").write_text('{"steps": 2}')
+    with pytest.raises(ValueError, match=r"other/summary.json exists and is not a result of this command"):
+        write_report(ReportArguments(runs=[str(tmp_path / "g1")], skip_shift=True, output_dir=str(tmp_path / "other")))
+    assert (tmp_path / "other" / "summary.json").read_text() == '{"steps": 2}'
 
     both = ReportArguments(runs=[str(tmp_path / "g1"), str(tmp_path / "r1")], skip_shift=True,
                            output_dir=str(tmp_path / "out"))
