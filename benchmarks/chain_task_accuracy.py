@@ -142,7 +142,9 @@ def from_start(path: Path, strata_samples: int = 32, model: str | None = None) -
         payload = {"strata_samples": strata_samples, "results": [{"dataset": "chain:test", "problems": problems}]}
     else:
         payload = json.loads(path.read_text())
-    chosen = start_result(payload, "chain:test", model, source=f"--start {path}", model_flag="--model")
+    partial = path.suffix == ".jsonl"  # records no model: the one compare evaluated
+    chosen = start_result(payload, "chain:test", None if partial else model, source=f"--start {path}",
+                          model_flag="--model")
     counts, samples, _ = start_counts(chosen, payload.get("strata_samples"))
     rows = chosen["problems"]
     strata = assign_strata(counts, samples)

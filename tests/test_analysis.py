@@ -211,6 +211,13 @@ def test_report_never_overwrites_another_commands_summary_or_a_report_of_other_r
     assert (tmp_path / "out" / "summary.json").read_text() == saved
     write_report(one, replace=True)
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["arguments"]["runs"] == one.runs
+    # The same runs written another way are the same report; a report from before arguments were recorded is kept.
+    write_report(ReportArguments(runs=[str(tmp_path / "g1") + "/"], skip_shift=True, output_dir=str(tmp_path / "out")))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "summary.json").write_text('{"groups": [], "candidate_shift": {}}')
+    with pytest.raises(ValueError, match=r"old/summary.json is an rlrt report made before reports recorded their"):
+        write_report(one.__class__(runs=one.runs, skip_shift=True, output_dir=str(tmp_path / "old")))
+    assert (tmp_path / "old" / "summary.json").read_text() == '{"groups": [], "candidate_shift": {}}'
 
 
 @pytest.mark.slow

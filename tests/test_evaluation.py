@@ -358,3 +358,23 @@ def test_strata_from_a_start_sampled_under_other_settings_is_noted():
         "the --strata-from evaluation sampled under other settings (max_new_tokens 24 there, 48 here; temperature "
         "0.7 there, 1.0 here): its strata and the start's scores mix in the settings' own effect; pass the same "
         "flags to compare like with like.")
+
+
+def test_read_start_strata_prints_the_sampling_note(tmp_path, capsys):
+    import json
+
+    from rlrt.evaluation.evaluate import EvalArguments, read_start_strata
+
+    start = tmp_path / "results.json"
+    start.write_text(json.dumps({"sampling": {"max_new_tokens": 48, "temperature": 1.0, "top_p": 1.0, "top_k": 0},
+                                 "results": [{"model": "m", "dataset": "addition:test",
+                                              "problems": [{"answer": "3", "correct": [1, 0]}]}]}))
+    args = EvalArguments(dataset=["addition:test"], strata_from=str(start), output_dir=str(tmp_path / "out"))
+    assert read_start_strata(args)["addition:test"][:2] == ([1], 2)
+    assert capsys.readouterr().err == (
+        "rlrt eval: note: the --strata-from evaluation sampled under other settings (max_new_tokens 48 there, "
+        f"{args.max_new_tokens} here): its strata and the start's scores mix in the settings' own effect; pass the "
+        "same flags to compare like with like.\n")
+    read_start_strata(EvalArguments(dataset=["addition:test"], strata_from=str(start), max_new_tokens=48,
+                                    output_dir=str(tmp_path / "out")))
+    assert not capsys.readouterr().err

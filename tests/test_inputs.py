@@ -460,6 +460,8 @@ def test_a_folder_owning_command_refuses_another_commands_folder(tmp_path, capsy
     folder = tmp_path / "theirs"
     folder.mkdir()
     (folder / marker).write_text("{}")
+    if marker == "report.md":  # a report's summary.json, which a resume used to read as the run's
+        (folder / "summary.json").write_text('{"arguments": {}, "groups": []}')
     before = sorted(p.name for p in folder.iterdir())
     argv = {"train": ["train", "--max_steps", "1"], "report": ["report", "--runs", str(run), "--skip_shift", "true"],
             "compare": ["compare", "--arms", "grpo", "--quick", "true"]}[command]
@@ -467,6 +469,19 @@ def test_a_folder_owning_command_refuses_another_commands_folder(tmp_path, capsy
     line = _error_line(capsys, command)
     assert f"--output_dir {folder} holds the output of `{owner}` ({marker}): choose another --output_dir" in line
     assert sorted(p.name for p in folder.iterdir()) == before and (folder / marker).read_text() == "{}"
+
+
+def test_a_run_folder_that_also_holds_a_report_says_to_move_the_report_not_the_run(tmp_path, capsys):
+    """Choosing another --output_dir would abandon the run; the report's files are what must go."""
+    from rlrt.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("metrics.jsonl", "report.md", "summary.json"):
+        (run / name).write_text("{}")
+    assert main(["train", "--max_steps", "1", "--output_dir", str(run)]) == 2
+    assert (f"--output_dir {run} also holds the output of `rlrt report` (report.md): move that command's files out "
+            "of it to continue `rlrt train` there") in _error_line(capsys, "train")
 
 
 def test_output_dir_that_cannot_be_created(tmp_path, capsys, monkeypatch):
@@ -1328,6 +1343,10 @@ def test_csv_cells_are_read_as_written(tmp_path):
     path.write_text("question,answer\nq1?,\n")
     with pytest.raises(ValueError, match=r"row 0: column 'answer' is empty"):
         load_local(path)
+    path.write_bytes(b'question,id,answer\r\n"Line one\r\nline two?",1,4\r\n')  # Windows lines, a quoted break
+    dataset = load_local(path)
+    assert dataset["id"] == ["1"] and dataset["answer"] == ["4"]
+    assert dataset["prompt"][0][0]["content"].startswith("Line one\r\nline two?\n")  # as written, \r\n kept
 
 
 @pytest.mark.parametrize("name", ["d.jsonl", "d.json", "d.csv"])

@@ -554,7 +554,8 @@ def write_comparison(args: CompareArguments, plan: list[PlannedRun],
                        + "; ".join(f"{name}: {', '.join(changes)}" for name, changes in drift.items()) + ".\n")
     for r in done:  # a run that mostly ran into the length cap measured the cap, not the arm: said at the top
         cut = (result["dynamics"][r.name].get("completions/clipped_ratio") or {}).get("late")
-        warning = cut_completions_warning(cut, r.flags.get("max_completion_length"), f" of {r.name}'s last steps")
+        warning = cut_completions_warning(cut, r.flags.get("max_completion_length"), f" of {r.name}'s last steps",
+                                          "raise it with --train max_completion_length=N (or in the arm)")
         if warning:
             start_note += f"\n**{warning}**\n"
     images = "".join(f"![{p.stem}]({p.relative_to(out)})\n" for p in (curves, paths["overview"]) if p)

@@ -68,11 +68,16 @@ def refuse_foreign_folder(path: str | Path, command: str, flag: str = "--output_
     path = Path(path)
     if not path.is_dir():
         return
-    for owner, markers in FOLDER_MARKERS.items():
-        found = next((m for m in markers if (path / m).is_file()), None)
-        if owner != command and found:
-            raise ValueError(f"{flag} {path} holds the output of `{owner}` ({found}): choose another {flag} for "
-                             f"`{command}` (nothing there is overwritten).")
+    present = {owner: next((m for m in markers if (path / m).is_file()), None)
+               for owner, markers in FOLDER_MARKERS.items()}
+    for owner, found in present.items():
+        if owner == command or not found:
+            continue
+        if present.get(command):  # the folder is also this command's own (a run, a comparison): keep it, move theirs
+            raise ValueError(f"{flag} {path} also holds the output of `{owner}` ({found}): move that command's files "
+                             f"out of it to continue `{command}` there (nothing there is overwritten).")
+        raise ValueError(f"{flag} {path} holds the output of `{owner}` ({found}): choose another {flag} for "
+                         f"`{command}` (nothing there is overwritten).")
 
 
 def summary_steps(run_dir: str | Path) -> int | None:

@@ -23,7 +23,7 @@ def parse_arguments(dataclass_types, argv: list[str], prog: str, description: st
                      "the command line override it.")
     parser.set_defaults(**(defaults or {}))
     usage = parser.format_usage().split(" ", 1)[1].rstrip("\n")  # argparse's own, less its "usage: "
-    parser.usage = usage.replace(f"{prog} [-h]", f"{prog} [-h] [--config FILE]", 1).replace("%", "%%")
+    parser.usage = usage.replace("[-h]", "[-h] [--config FILE]", 1).replace("%", "%%")  # wherever argparse wraps
     config_file = _check_config_file(argv)
     *parsed, from_config, from_flags = parser.parse_args_and_config(
         argv, return_remaining_strings=True, separate_remaining_strings=True)

@@ -34,14 +34,15 @@ RUN_STATE_FILE = "rlrt_state.pt"
 CUT_COMPLETIONS_WARNING = 0.5
 
 
-def cut_completions_warning(fraction: float | None, max_completion_length: int | None, where: str = "") -> str | None:
+def cut_completions_warning(fraction: float | None, max_completion_length: int | None, where: str = "",
+                            fix: str = "raise --max_completion_length") -> str | None:
     """One warning line when ``fraction`` (of completions cut at ``max_completion_length``, in [0, 1]) reaches
-    ``CUT_COMPLETIONS_WARNING``, else ``None``; ``where`` names the run or steps the fraction is over."""
+    ``CUT_COMPLETIONS_WARNING``, else ``None``; ``where`` names the run or steps the fraction is over, ``fix`` what
+    to change in the caller's terms."""
     if fraction is None or not math.isfinite(fraction) or fraction < CUT_COMPLETIONS_WARNING:
         return None
     return (f"warning: {100 * fraction:.0f} % of the training completions{where} were cut at max_completion_length="
-            f"{max_completion_length} (a cut completion has no final answer and is graded wrong): raise "
-            "--max_completion_length.")
+            f"{max_completion_length} (a cut completion has no final answer and is graded wrong): {fix}.")
 
 
 # --------------------------------------------------------------------------------------------- rewards

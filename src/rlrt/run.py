@@ -414,7 +414,8 @@ def cut_fraction(train_logs: list[dict[str, Any]]) -> float | None:
 
 
 def write_summary(run_dir: Path, log_history: list[dict[str, Any]], seconds: float, config: RLRTConfig) -> dict:
-    """``summary.json`` and ``summary.md``: first/last training reward, held-out before/after, timing."""
+    """``summary.json`` and ``summary.md``: first/last training reward, held-out before/after, timing, the mean
+    fraction of completions cut at the length cap (``clipped_ratio``, with a warning from half on)."""
     train_logs = [e for e in log_history if "reward" in e]
     heldout = read_jsonl(run_dir / "heldout.jsonl")
     summary: dict[str, Any] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -252,10 +253,11 @@ def candidate_shift_for_runs(runs: list[dict[str, Any]], args: ReportArguments) 
 
 
 def write_report(args: ReportArguments, replace: bool = False) -> dict[str, Path]:
-    """Plots, ``summary.json`` (with the arguments that made it) and ``report.md`` in ``args.output_dir``; their
-    paths by name. Raises ``ValueError`` when ``output_dir`` already holds a ``summary.json`` that is not a report
-    of the same arguments (another command's file, such as a run folder's, or a report of other runs whose
-    candidate-set shift cost sampling), unless ``replace`` (a caller that owns the folder, as ``rlrt compare``)."""
+    """Plots, ``summary.json`` (with the arguments that made it, run folders as normalised paths) and ``report.md``
+    in ``args.output_dir``; their paths by name. Unless ``replace`` (a caller that owns the folder, as ``rlrt
+    compare``), raises ``ValueError`` when ``output_dir`` is a run or comparison folder (``io.FOLDER_MARKERS``) or
+    holds a ``summary.json`` that is not a report of the same arguments: another command's file, a report of other
+    runs or flags (its candidate-set shift cost sampling), or a report from before reports recorded arguments."""
     if not args.runs:
         raise ValueError("rlrt report needs at least one run folder: rlrt report --runs runs/a runs/b")
     runs = [load_run(r) for r in args.runs]
@@ -266,20 +268,34 @@ def write_report(args: ReportArguments, replace: bool = False) -> dict[str, Path
         label = args.labels[i] if args.labels else run["config"].get("rlrt", {}).get("shaping", run["dir"].name)
         groups[label].append(run)
     out = Path(args.output_dir)
+    arguments = {**asdict(args), "runs": [os.path.normpath(r) for r in args.runs]}  # runs/a/ is runs/a
     if not replace:
         refuse_foreign_folder(out, "rlrt report")
-        refuse_other_arguments(out / "summary.json", asdict(args))
+        _refuse_unrecorded_report(out / "summary.json")
+        refuse_other_arguments(out / "summary.json", arguments)
     out.mkdir(parents=True, exist_ok=True)
     shift = {} if args.skip_shift else candidate_shift_for_runs(runs, args)
     plots = plot_metrics(groups, out)
     rows = summary_rows(groups, shift)
-    write_json(out / "summary.json", {"arguments": asdict(args), "groups": rows, "candidate_shift": shift},
+    write_json(out / "summary.json", {"arguments": arguments, "groups": rows, "candidate_shift": shift},
                indent=2, default=str)
     table = markdown_summary(rows)
     images = "\n".join(f"![{p.stem}]({p.name})" for p in plots[:1])
     run_dirs = ", ".join(str(r["dir"]) for r in runs)
     (out / "report.md").write_text(f"# rlrt report\n\nRuns: {run_dirs}\n\n{table}\n{images}\n")
     return {"report": out / "report.md", "summary": out / "summary.json", "overview": plots[0]}
+
+
+def _refuse_unrecorded_report(path: Path) -> None:
+    """Raises ``ValueError`` when ``path`` is the ``summary.json`` of a report made before reports recorded their
+    arguments (``groups``, no ``arguments``): what it was made from is unknown, so it is not overwritten."""
+    try:
+        payload = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return  # not a report's: refuse_other_arguments names it
+    if isinstance(payload, dict) and "groups" in payload and "arguments" not in payload:
+        raise ValueError(f"{path} is an rlrt report made before reports recorded their arguments, so what it was made "
+                         f"from is unknown: move it away (or choose another --output_dir) to write a new one there.")
 
 
 COMMAND_ARGUMENTS = (ReportArguments,)

@@ -247,7 +247,7 @@ def _text(path: Path) -> str:
     """The text of a local file: UTF-8, a leading byte-order mark dropped. Raises ``ValueError`` naming the first
     byte that is not UTF-8 (a replaced character would change a gold answer without a word)."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")  # no newline translation: a quoted CSV cell keeps its \r\n
     except UnicodeDecodeError as err:
         raise ValueError(f"{path} is not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}): save it "
                          "as UTF-8.") from None
