@@ -188,9 +188,9 @@ def main(argv=None) -> int:
         out.write_text(json.dumps(record, indent=2))
         return 0
 
-    from rlrt.models import load_model, load_tokenizer, resolve_model
+    from rlrt.models import DEFAULT_MODEL, load_model, load_tokenizer, resolve_model
 
-    args.model = args.model or "smollm2-135m"
+    args.model = args.model or DEFAULT_MODEL
     path = resolve_model(args.model)
     model, tokenizer = load_model(path), load_tokenizer(path)
     record["model"] = args.model

@@ -365,11 +365,11 @@ def run_training(train_args: TrainArguments, config: RLRTConfig) -> Path:
             trainer, heldout_dataset(train_args, config), train_args.eval_samples, heldout_sampling(train_args, config),
             train_args.eval_every, run_dir, final_samples=train_args.eval_final_samples,
             evaluate_start=train_args.eval_start, reward_config=train_args.reward_config))
-    if train_args.heldout_note and PartialState().is_main_process:
-        print(train_args.heldout_note, flush=True)
     # Written once everything that can refuse the run (trainer, reward functions, held-out set) has accepted it, so
     # a refused command leaves no run folder behind and a refused resume leaves its logs as they were.
     main_process = PartialState().is_main_process  # under `accelerate launch` every rank runs this function
+    if train_args.heldout_note and main_process:
+        print(train_args.heldout_note, flush=True)
     if checkpoint is not None:
         step = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]
         if main_process:
